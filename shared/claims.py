@@ -10,6 +10,8 @@ and the set run as one Lua script: atomic, one round trip, and safe to repeat.
 
 from __future__ import annotations
 
+import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import redis
@@ -64,19 +66,52 @@ class Claim:
     holder: str
 
 
-class Claims:
-    """Token claims on keys under one prefix.
+class Claims(ABC):
+    """Token claims on keys under one prefix: the first claimant of a key wins it.
 
-    Raises :class:`RetryableError` when Redis cannot be reached (the runner retries the record).
+    ``claim`` returns ``won=True`` for the first claimant and for any repeat of the same token,
+    ``won=False`` (with the holder's token) for anyone else. It raises :class:`RetryableError`
+    when the backing store cannot be reached (the runner then retries the record).
     """
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
-        self._client = client
+    def __init__(self, prefix: str) -> None:
         self._prefix = prefix
-        self._script = client.register_script(_CLAIM_SCRIPT)
 
     def key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
+
+    @abstractmethod
+    def claim(self, key: str, token: str, ttl_seconds: int) -> Claim: ...
+
+    @abstractmethod
+    def get(self, key: str) -> str | None: ...
+
+
+class MemoryClaims(Claims):
+    """Claims in a dict, for unit tests; entries never expire."""
+
+    def __init__(self, prefix: str = "test:") -> None:
+        super().__init__(prefix)
+        self._lock = threading.Lock()
+        self._keys: dict[str, str] = {}
+
+    def claim(self, key: str, token: str, ttl_seconds: int) -> Claim:
+        with self._lock:
+            holder = self._keys.setdefault(key, token)
+        return Claim(holder == token, holder)
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._keys.get(key)
+
+
+class RedisClaims(Claims):
+    """Claims in Redis with a TTL, checked and set atomically by a Lua script."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        super().__init__(prefix)
+        self._client = client
+        self._script = client.register_script(_CLAIM_SCRIPT)
 
     def claim(self, key: str, token: str, ttl_seconds: int) -> Claim:
         """Claim ``key`` for ``token``; won by the first claimant, or a repeat of it."""

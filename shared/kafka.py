@@ -40,7 +40,9 @@ def make_producer(settings: CommonSettings, client_id: str) -> KafkaProducer:
     )
 
 
-def make_consumer(settings: CommonSettings, stage: str, topics: Iterable[str]) -> KafkaConsumer:
+def make_consumer(
+    settings: CommonSettings, stage: str, topics: Iterable[str], pattern: str | None = None
+) -> KafkaConsumer:
     """A group consumer that never commits on its own: the runner commits after outputs land."""
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
@@ -53,7 +55,10 @@ def make_consumer(settings: CommonSettings, stage: str, topics: Iterable[str]) -
         max_poll_records=settings.max_poll_records,
         max_poll_interval_ms=300_000,
     )
-    consumer.subscribe(list(topics))
+    if pattern is not None:
+        consumer.subscribe(pattern=pattern)
+    else:
+        consumer.subscribe(list(topics))
     return consumer
 
 

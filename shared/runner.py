@@ -88,7 +88,9 @@ class ConsumerDefinition(Generic[M]):
     """What a consuming service is: its stage name, inputs, message type and handler.
 
     ``retryable`` lists exception types that mean "a dependency is down, try again" besides
-    :class:`RetryableError` (e.g. ``redis.ConnectionError``).
+    :class:`RetryableError` (e.g. ``redis.ConnectionError``). ``pattern`` (a regular
+    expression), when set, subscribes to every matching topic instead of ``topics``, so that a
+    stage follows topics added later (e.g. the alert topic of a new category).
     """
 
     stage: str
@@ -96,6 +98,7 @@ class ConsumerDefinition(Generic[M]):
     message_type: type[M]
     handler: Handler[M]
     retryable: tuple[type[BaseException], ...] = ()
+    pattern: str | None = None
 
 
 class RecordLike(Protocol):

@@ -85,7 +85,7 @@ def run_consumer(process: ServiceProcess, definition: ConsumerDefinition[M]) -> 
     metrics = StageMetrics(definition.stage, process.registry)
     health = process.health
     health.on_change = lambda ready: metrics.ready.set(1 if ready else 0)
-    consumer = make_consumer(settings, definition.stage, definition.topics)
+    consumer = make_consumer(settings, definition.stage, definition.topics, definition.pattern)
     producer = make_producer(settings, client_id=f"dmzwatch-{definition.stage}")
     runner = Runner(
         definition,

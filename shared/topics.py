@@ -7,6 +7,7 @@ category, so adding a category to the taxonomy adds its topic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -48,11 +49,16 @@ class TopicCatalogue:
     def alerts(self) -> tuple[str, ...]:
         return tuple(self.alert(c) for c in self.categories)
 
+    @property
+    def alerts_pattern(self) -> str:
+        """A regular expression matching every alert topic, present and future."""
+        return "^" + re.escape(f"{self.prefix}.alerts.") + r"[a-z0-9_]+$"
+
     def category_of(self, alert_topic: str) -> str:
         """The category of an alert topic; raises ``ValueError`` for any other topic."""
         head = f"{self.prefix}.alerts."
         category = alert_topic.removeprefix(head)
-        if category == alert_topic or category not in self.categories:
+        if category == alert_topic or not category:
             raise ValueError(f"{alert_topic!r} is not an alert topic of this catalogue")
         return category
 

@@ -1,0 +1,1 @@
+"""The poller stage: fetches feeds politely and publishes their entries as articles."""

@@ -1,0 +1,3 @@
+from dmzwatch.cli import main
+
+raise SystemExit(main())

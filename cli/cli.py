@@ -1,0 +1,183 @@
+"""The ``dmzwatch`` command line: one entry point for services and tools (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from dmzwatch import __version__
+
+SERVICES = ("poller", "dedup", "classifier", "notifier")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dmzwatch",
+        description="News-event monitor: purges, summits and defections, within minutes.",
+    )
+    parser.add_argument("--version", action="version", version=f"dmzwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SERVICES:
+        sub.add_parser(name, help=f"run the {name} service")
+    sub.add_parser("stack", help="run broker, services and demo feeds locally; Ctrl-C stops all")
+    demo = sub.add_parser("demo", help="one pass over the demo feeds through the whole pipeline")
+    demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait (default 90)")
+    tail = sub.add_parser("tail", help="print alerts as they arrive")
+    tail.add_argument("--category", help="only this category (default: all)")
+    tail.add_argument("--from-beginning", action="store_true", help="replay earlier alerts too")
+    tail.add_argument("--json", action="store_true", help="print each alert as JSON")
+    classify = sub.add_parser("classify", help="JSONL articles in, JSONL decisions out (offline)")
+    classify.add_argument("file", nargs="?", help="input JSONL (default: standard input)")
+    evaluate = sub.add_parser("eval", help="precision/recall/F1 on labelled JSONL")
+    evaluate.add_argument("file", help="labelled JSONL (a 'labels' field per line)")
+    feed = sub.add_parser("feed", help="feed tools")
+    feed_sub = feed.add_subparsers(dest="feed_command", required=True, metavar="COMMAND")
+    check = feed_sub.add_parser("check", help="fetch (or read) and parse one feed; prints JSON")
+    check.add_argument("target", help="an http(s) URL or a file path")
+    topics = sub.add_parser("topics", help="topic administration")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="COMMAND")
+    create = topics_sub.add_parser("create", help="create the topics of deploy/kafka/topics.yaml")
+    create.add_argument("--file", type=Path, default=Path("deploy/kafka/topics.yaml"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command: str = args.command
+    if command in SERVICES:
+        return _run_service(command)
+    handlers = {
+        "stack": _stack,
+        "demo": _demo,
+        "tail": _tail,
+        "classify": _classify,
+        "eval": _eval,
+        "feed": _feed_check,
+        "topics": _topics_create,
+    }
+    return handlers[command](args)
+
+
+def _run_service(name: str) -> int:
+    import importlib
+
+    importlib.import_module(f"dmzwatch.{name}.app").main()
+    return 0
+
+
+def _common_settings():  # type: ignore[no-untyped-def]
+    from dmzwatch.shared.settings import CommonSettings
+
+    return CommonSettings()
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from dmzwatch.cli.stack import SERVICES as STACK_SERVICES
+    from dmzwatch.cli.stack import LocalStack, StackConfig
+    from dmzwatch.shared.logs import configure_logging
+
+    settings = _common_settings()
+    configure_logging(settings.log_level, "console")
+    stack = LocalStack(StackConfig.from_settings(settings))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        stack.start()
+        stack.wait_ready()
+        print(
+            "\ndmzwatch is running: broker "
+            f"{stack.bootstrap_servers}, metrics on ports "
+            + ", ".join(f"{n} {stack.config.ports[n]}" for n in STACK_SERVICES)
+            + "\nWatch alerts in another terminal with:  "
+            f"DMZWATCH_KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers} "
+            ".venv/bin/dmzwatch tail --from-beginning\nCtrl-C stops everything.\n",
+            flush=True,
+        )
+        restarts: dict[str, int] = {}
+        while True:
+            time.sleep(1)
+            for name, process in list(stack.processes.items()):
+                if process.poll() is not None:
+                    # The supervisor's job: a crashed stage restarts, with a growing pause.
+                    restarts[name] = restarts.get(name, 0) + 1
+                    print(f"{name} exited with {process.returncode}; restarting", flush=True)
+                    time.sleep(min(30, 2 ** restarts[name]))
+                    stack.start_service(name)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dmzwatch.cli.demo import print_result, run_demo
+    from dmzwatch.shared.logs import configure_logging
+
+    configure_logging("WARNING", "console")
+    result = run_demo(_common_settings(), timeout=args.timeout)
+    print_result(result, sys.stdout)
+    return 0 if result.complete else 1
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from dmzwatch.cli.tail import tail
+
+    tail(_common_settings(), args.category, from_beginning=args.from_beginning, as_json=args.json)
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from dmzwatch.classifier.engine import Classifier
+    from dmzwatch.classifier.evaluation import classify_stream
+
+    classifier = Classifier.from_taxonomy()
+    if args.file:
+        with open(args.file, encoding="utf-8") as lines:
+            classify_stream(classifier, lines, sys.stdout)
+    else:
+        classify_stream(classifier, sys.stdin, sys.stdout)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from dmzwatch.classifier.engine import Classifier
+    from dmzwatch.classifier.evaluation import evaluate, format_report
+
+    with open(args.file, encoding="utf-8") as lines:
+        report = evaluate(Classifier.from_taxonomy(), lines)
+    print(format_report(report))
+    return 0
+
+
+def _feed_check(args: argparse.Namespace) -> int:
+    from dmzwatch.poller.check import check_feed
+    from dmzwatch.poller.fetch import HttpFeedFetcher
+
+    fetcher = HttpFeedFetcher()
+    try:
+        print(json.dumps(check_feed(args.target, fetcher), ensure_ascii=False, indent=2))
+    finally:
+        fetcher.close()
+    return 0
+
+
+def _topics_create(args: argparse.Namespace) -> int:
+    from dmzwatch.classifier.engine import Classifier
+    from dmzwatch.shared.kafka import create_topics, load_topic_specs
+
+    settings = _common_settings()
+    catalogue = settings.topics(Classifier.from_taxonomy().categories)
+    created = create_topics(settings, load_topic_specs(args.file, catalogue))
+    print(json.dumps({"created": created}))
+    return 0

@@ -1,0 +1,5 @@
+"""``dmzwatch classifier``."""
+
+from dmzwatch.classifier.app import main
+
+main()

@@ -1,0 +1,5 @@
+"""``dmzwatch dedup``."""
+
+from dmzwatch.dedup.app import main
+
+main()

@@ -1,0 +1,33 @@
+"""Dedup's handler: raw article in, unique article (with its story) out, repeats dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dmzwatch.dedup.metrics import DedupMetrics
+from dmzwatch.dedup.store import SeenStore
+from dmzwatch.shared.clock import Clock
+from dmzwatch.shared.messages import Article, UniqueArticle
+from dmzwatch.shared.runner import Context, Handler, Output
+from dmzwatch.shared.topics import TopicCatalogue
+
+
+class DedupHandler(Handler[Article]):
+    def __init__(
+        self, store: SeenStore, topics: TopicCatalogue, metrics: DedupMetrics, clock: Clock
+    ) -> None:
+        self._store = store
+        self._topic = topics.articles_unique
+        self._metrics = metrics
+        self._clock = clock
+
+    def handle(self, message: Article, context: Context) -> Sequence[Output]:
+        sighting = self._store.remember(message, context.token)
+        if sighting.duplicate is not None:
+            self._metrics.duplicates[sighting.duplicate].inc()
+            return ()
+        (self._metrics.syndicated if sighting.syndicated else self._metrics.unique).inc()
+        unique = UniqueArticle(
+            **message.model_dump(), story_id=sighting.story_id, first_seen_at=self._clock.now()
+        )
+        return (Output(self._topic, message.article_id, unique),)

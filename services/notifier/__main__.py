@@ -1,0 +1,5 @@
+"""``dmzwatch notifier``."""
+
+from dmzwatch.notifier.app import main
+
+main()

@@ -1,0 +1,5 @@
+"""``dmzwatch poller``."""
+
+from dmzwatch.poller.app import main
+
+main()

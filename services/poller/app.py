@@ -1,0 +1,44 @@
+"""Poller wiring: settings and collaborators into a running source."""
+
+from __future__ import annotations
+
+from dmzwatch.poller.feeds import load_feeds
+from dmzwatch.poller.fetch import HttpFeedFetcher
+from dmzwatch.poller.metrics import PollerMetrics
+from dmzwatch.poller.schedule import Schedule
+from dmzwatch.poller.service import PollerSource
+from dmzwatch.poller.settings import PollerSettings
+from dmzwatch.shared.kafka import make_producer
+from dmzwatch.shared.metrics import StageMetrics
+from dmzwatch.shared.service import ServiceProcess
+
+STAGE = "poller"
+
+
+def main() -> None:
+    settings = PollerSettings()
+    feeds = load_feeds(settings.feeds_file)
+    process = ServiceProcess.start(STAGE, settings, settings.metrics_port)
+    fetcher = HttpFeedFetcher(
+        timeout_seconds=settings.fetch_timeout_seconds, max_bytes=settings.max_feed_bytes
+    )
+    producer = make_producer(settings, client_id="dmzwatch-poller")
+    source = PollerSource(
+        feeds=feeds,
+        fetcher=fetcher,
+        producer=producer,
+        topic=settings.topics().articles_raw,
+        schedule=Schedule(feeds, max_backoff_seconds=settings.max_backoff_seconds),
+        metrics=PollerMetrics(process.registry),
+        stage_metrics=StageMetrics(STAGE, process.registry),
+        health=process.health,
+        clock=process.clock,
+        concurrency=settings.fetch_concurrency,
+    )
+    process.on_stop_signal(source.stop)
+    try:
+        source.run()
+    finally:
+        producer.close()
+        fetcher.close()
+        process.close()
