@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/news_dev.jsonl
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit test-integration test-e2e lint format typecheck run demo eval bench clean
+.PHONY: help install test test-unit test-integration test-e2e lint format typecheck run demo eval bench clean schemas
 
 help: ## List every target
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ format: $(STAMP) ## Apply ruff formatting and fixes
 
 # mypy cannot follow setuptools' editable finder, so it reads a tree of links that mirrors the
 # package-dir mapping of pyproject.toml.
+schemas: $(STAMP) ## Regenerate the alert JSON Schema from the message models
+	$(BIN)/python -c "import json; from dmzwatch.shared.messages import alert_json_schema as s; print(json.dumps(s(), indent=2))" > shared/schemas/alert.schema.json
+
 typecheck: $(STAMP) ## mypy (strict on the shared library)
 	@rm -rf build/typecheck && mkdir -p build/typecheck/dmzwatch
 	@for f in cli/*; do ln -s $(CURDIR)/$$f build/typecheck/dmzwatch/; done

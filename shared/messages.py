@@ -22,7 +22,10 @@ ALERT_TYPE_PREFIX = "org.dmzwatch.alert."
 class Message(BaseModel):
     """Base of every message: immutable, strict about unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Serialised messages always carry every field, so the public schema marks them required.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
 
 
 class Article(Message):
@@ -163,3 +166,17 @@ def decode(model: type[M], raw: bytes | None) -> M:
 def encode(message: Message) -> bytes:
     """Serialise a message to compact JSON bytes."""
     return message.model_dump_json().encode()
+
+
+def alert_json_schema() -> dict[str, object]:
+    """The public JSON Schema of alerts, as committed in ``shared/schemas/alert.schema.json``."""
+    schema = Alert.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = ALERT_SCHEMA_URI
+    schema["title"] = "dmzwatch alert (CloudEvents 1.0, structured JSON)"
+    schema["description"] = (
+        "One alert per story and category. `id` is deterministic (same story and category, "
+        "same id); `data.version` grows with each update of the alert (e.g. when `data.status` "
+        "goes from `reported` to `corroborated`), so consumers keep the highest version per id."
+    )
+    return schema
