@@ -16,6 +16,8 @@ DEMO_FEEDS = Path(str(resources.files("dmzwatch").joinpath("demo_feeds")))
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    conditional = True
+
     extensions_map = {  # noqa: RUF012 - class attribute of the stdlib handler
         ".xml": "application/rss+xml",
         ".atom": "application/atom+xml",
@@ -23,15 +25,28 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         "": "application/octet-stream",
     }
 
+    def send_head(self) -> Any:
+        if not self.conditional:
+            # Behave like the many publishers that ignore validators and always send 200.
+            del self.headers["If-Modified-Since"]
+            del self.headers["If-None-Match"]
+        return super().send_head()
+
     def log_message(self, format: str, *args: Any) -> None:
         return
 
 
 class FeedServer:
-    """Serves the files of ``directory`` at ``http://127.0.0.1:<port>/``."""
+    """Serves the files of ``directory`` at ``http://127.0.0.1:<port>/``.
 
-    def __init__(self, directory: Path = DEMO_FEEDS, port: int = 0) -> None:
-        handler = functools.partial(_QuietHandler, directory=str(directory))
+    ``conditional=False`` ignores If-Modified-Since/If-None-Match, as many publishers do.
+    """
+
+    def __init__(
+        self, directory: Path = DEMO_FEEDS, port: int = 0, conditional: bool = True
+    ) -> None:
+        handler_class = type("Handler", (_QuietHandler,), {"conditional": conditional})
+        handler = functools.partial(handler_class, directory=str(directory))
         self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -29,13 +29,17 @@ class FakeConsumer:
         self.committed: dict[TopicPartition, int] = {}
         self.closed = False
 
-    def append(self, topic: str, value: bytes | None, key: bytes | None = None, partition: int = 0) -> None:
+    def append(
+        self, topic: str, value: bytes | None, key: bytes | None = None, partition: int = 0
+    ) -> None:
         tp = TopicPartition(topic, partition)
         records = self.log.setdefault(tp, [])
         records.append(Record(topic, partition, len(records), key, value))
         self.position.setdefault(tp, 0)
 
-    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> Mapping[TopicPartition, Sequence[Any]]:
+    def poll(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Mapping[TopicPartition, Sequence[Any]]:
         batch = {}
         for tp, records in self.log.items():
             pending = records[self.position[tp] :][: max_records or None]

@@ -5,7 +5,9 @@ import redis
 from dmzwatch.shared.claims import RedisClaims
 
 
-def test_first_claimant_wins_and_others_see_the_holder(redis_client: redis.Redis, key_prefix: str) -> None:
+def test_first_claimant_wins_and_others_see_the_holder(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
     claims = RedisClaims(redis_client, key_prefix)
     key = claims.key("seen", "a", "x")
     assert claims.claim(key, "record-1", 60).won
@@ -22,7 +24,9 @@ def test_a_repeat_of_the_same_claim_still_wins(redis_client: redis.Redis, key_pr
     assert claims.claim(key, "record-1", 60).won  # the retry of the same record
 
 
-def test_naive_set_nx_would_drop_the_article_on_a_retry(redis_client: redis.Redis, key_prefix: str) -> None:
+def test_naive_set_nx_would_drop_the_article_on_a_retry(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
     """The failure the token prevents, shown with the plain command (documents why)."""
     key = key_prefix + "naive"
     assert redis_client.set(key, "1", nx=True, ex=60)

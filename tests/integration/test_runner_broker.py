@@ -15,7 +15,14 @@ from dmzwatch.shared.health import Health
 from dmzwatch.shared.kafka import TopicSpec, create_topics, make_consumer, make_producer
 from dmzwatch.shared.messages import Article, encode
 from dmzwatch.shared.metrics import StageMetrics
-from dmzwatch.shared.runner import Context, ConsumerDefinition, Handler, Output, Runner, RunnerOptions
+from dmzwatch.shared.runner import (
+    Context,
+    ConsumerDefinition,
+    Handler,
+    Output,
+    Runner,
+    RunnerOptions,
+)
 from dmzwatch.shared.settings import CommonSettings
 from tests.conftest import make_article
 
@@ -30,8 +37,12 @@ class Copy(Handler[Article]):
 
 def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list[bytes]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-        group_id=None, consumer_timeout_ms=500,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=500,
     )
     values: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -43,8 +54,11 @@ def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -
 
 def test_runner_copies_dead_letters_poison_and_commits(bootstrap_servers: str, run_id: str) -> None:
     settings = CommonSettings(
-        kafka_bootstrap_servers=bootstrap_servers, topic_prefix=f"it-{run_id}",
-        consumer_group_prefix=f"it-{run_id}", session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        kafka_bootstrap_servers=bootstrap_servers,
+        topic_prefix=f"it-{run_id}",
+        consumer_group_prefix=f"it-{run_id}",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
     )
     topics = settings.topics()
     inp, out = topics.articles_raw, topics.articles_unique

@@ -28,7 +28,9 @@ def test_canonical_url_normalises_what_does_not_identify_the_document(
     assert canonical_url(url) == expected
 
 
-@pytest.mark.parametrize("url", ["ftp://x.example/a", "/relative/path", "mailto:a@b", "", "http://"])
+@pytest.mark.parametrize(
+    "url", ["ftp://x.example/a", "/relative/path", "mailto:a@b", "", "http://"]
+)
 def test_canonical_url_refuses_anything_but_absolute_http(url: str) -> None:
     assert canonical_url(url) is None
 

@@ -60,7 +60,10 @@ def parts() -> tuple[FakeConsumer, FakeProducer, Echo, Runner[Article], Collecto
 
 
 def count(registry: CollectorRegistry, outcome: str) -> float:
-    return registry.get_sample_value("dmzwatch_messages_total", {"stage": "test", "outcome": outcome}) or 0
+    return (
+        registry.get_sample_value("dmzwatch_messages_total", {"stage": "test", "outcome": outcome})
+        or 0
+    )
 
 
 def test_outputs_are_produced_then_offsets_committed(parts) -> None:
@@ -111,7 +114,13 @@ def test_retryable_failure_rewinds_without_committing_and_recovers(parts) -> Non
     assert consumer.committed[TP] == 1
     runner.run_once()
     assert consumer.committed[TP] == 3
-    assert [t for t in handler.calls] == ["first", "needs-redis", "needs-redis", "needs-redis", "last"]
+    assert [t for t in handler.calls] == [
+        "first",
+        "needs-redis",
+        "needs-redis",
+        "needs-redis",
+        "last",
+    ]
     assert len(producer.on(OUT)) == 3 and not producer.on(DLQ)
     assert health.ready()[0] is True
     assert count(registry, "retried") == 2
