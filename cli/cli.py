@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from dmzwatch import __version__
+from dmzwatch.shared.settings import CommonSettings
 
 SERVICES = ("poller", "dedup", "classifier", "notifier")
 
@@ -71,15 +72,13 @@ def _run_service(name: str) -> int:
     return 0
 
 
-def _common_settings():  # type: ignore[no-untyped-def]
-    from dmzwatch.shared.settings import CommonSettings
-
+def _common_settings() -> CommonSettings:
     return CommonSettings()
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from dmzwatch.cli.stack import SERVICES as STACK_SERVICES
-    from dmzwatch.cli.stack import LocalStack, StackConfig
+    from dmzwatch.stack import SERVICES as STACK_SERVICES
+    from dmzwatch.stack import LocalStack, StackConfig
     from dmzwatch.shared.logs import configure_logging
 
     settings = _common_settings()
@@ -121,7 +120,7 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dmzwatch.cli.demo import print_result, run_demo
+    from dmzwatch.demo import print_result, run_demo
     from dmzwatch.shared.logs import configure_logging
 
     configure_logging("WARNING", "console")
@@ -131,7 +130,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from dmzwatch.cli.tail import tail
+    from dmzwatch.tail import tail
 
     tail(_common_settings(), args.category, from_beginning=args.from_beginning, as_json=args.json)
     return 0

@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry
 from dmzwatch.classifier import app as classifier_app
 from dmzwatch.classifier.engine import Classifier
 from dmzwatch.classifier.settings import ClassifierSettings
-from dmzwatch.cli.feedserver import FeedServer
-from dmzwatch.cli.tail import format_alert
+from dmzwatch.feedserver import FeedServer
+from dmzwatch.tail import format_alert
 from dmzwatch.dedup import app as dedup_app
 from dmzwatch.dedup.settings import DedupSettings
 from dmzwatch.notifier import app as notifier_app

@@ -18,7 +18,7 @@ from types import TracebackType
 
 import structlog
 
-from dmzwatch.cli.feedserver import FeedServer
+from dmzwatch.feedserver import FeedServer
 from dmzwatch.shared.broker import TansuBroker
 from dmzwatch.shared.kafka import create_topics, load_topic_specs
 from dmzwatch.shared.settings import CommonSettings

@@ -96,10 +96,16 @@ def load_topic_specs(path: Path | None, catalogue: TopicCatalogue) -> list[Topic
                 name=full,
                 partitions=int(str(entry.get("partitions", DEFAULT_PARTITIONS))),
                 replication_factor=int(str(entry.get("replication_factor", 1))),
-                config={str(k): str(v) for k, v in dict(entry.get("config") or {}).items()} or None,
+                config=_string_map(entry.get("config")),
             )
         )
     return specs
+
+
+def _string_map(value: object) -> dict[str, str] | None:
+    if not isinstance(value, dict) or not value:
+        return None
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def create_topics(settings: CommonSettings, specs: Iterable[TopicSpec]) -> list[str]:

@@ -189,7 +189,10 @@ class Runner(Generic[M]):
         self._health = health
         self._clock = clock
         self._options = options
-        self._retryable = (RetryableError, *definition.retryable)
+        self._retryable: tuple[type[BaseException], ...] = (
+            RetryableError,
+            *definition.retryable,
+        )
         self._stopping = threading.Event()
         self._backoff = Backoff(options.backoff_initial_seconds, options.backoff_max_seconds)
         self._log = log.bind(stage=definition.stage)

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
-from dmzwatch.cli.demo import WebhookReceiver
-from dmzwatch.cli.feedserver import FeedServer
-from dmzwatch.cli.stack import SERVICES, LocalStack, StackConfig
+from dmzwatch.demo import WebhookReceiver
+from dmzwatch.feedserver import FeedServer
+from dmzwatch.stack import SERVICES, LocalStack, StackConfig
 from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.messages import encode
 from dmzwatch.shared.topics import TopicCatalogue
