@@ -7,6 +7,7 @@ Tansu broker used for local runs and tests.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,23 @@ from dmzwatch.shared.settings import CommonSettings
 from dmzwatch.shared.topics import DEFAULT_PARTITIONS, TopicCatalogue
 
 log = structlog.get_logger(__name__)
+
+
+def broker_probe(bootstrap_servers: list[str], timeout_seconds: float = 1.0) -> None:
+    """Readiness probe: returns when a TCP connection to any bootstrap server succeeds.
+
+    kafka-python keeps reconnecting on its own and exposes no public "connected" state, so
+    readiness asks the network directly; a refused or timed-out connection raises ``OSError``.
+    """
+    errors = []
+    for server in bootstrap_servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_seconds):
+                return
+        except OSError as exc:
+            errors.append(f"{server}: {exc.strerror or exc}")
+    raise OSError("broker unreachable: " + "; ".join(errors))
 
 
 def make_producer(settings: CommonSettings, client_id: str) -> KafkaProducer:

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from dmzwatch import __version__
 from dmzwatch.shared.clock import Clock, SystemClock
 from dmzwatch.shared.health import Health, HealthServer
-from dmzwatch.shared.kafka import make_consumer, make_producer
+from dmzwatch.shared.kafka import broker_probe, make_consumer, make_producer
 from dmzwatch.shared.logs import configure_logging
 from dmzwatch.shared.messages import M
 from dmzwatch.shared.metrics import ServiceInfo, StageMetrics
@@ -53,6 +53,7 @@ class ServiceProcess:
         registry = registry or CollectorRegistry()
         health = Health(clock)
         ServiceInfo(stage, __version__, registry)
+        health.add_probe("broker", lambda: broker_probe(settings.bootstrap_servers))
         server = HealthServer(health, registry, settings.metrics_host, port).start()
         log.info(
             "service_starting",
