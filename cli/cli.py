@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--category", help="only this category (default: all)")
     tail.add_argument("--from-beginning", action="store_true", help="replay earlier alerts too")
     tail.add_argument("--json", action="store_true", help="print each alert as JSON")
+    tail.add_argument("--max-alerts", type=int, help="exit after this many alerts")
+    tail.add_argument("--idle-timeout", type=float, help="exit after this many quiet seconds")
     classify = sub.add_parser("classify", help="JSONL articles in, JSONL decisions out (offline)")
     classify.add_argument("file", nargs="?", help="input JSONL (default: standard input)")
     evaluate = sub.add_parser("eval", help="precision/recall/F1 on labelled JSONL")
@@ -77,11 +79,11 @@ def _common_settings() -> CommonSettings:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from dmzwatch.stack import SERVICES as STACK_SERVICES
-    from dmzwatch.stack import LocalStack, StackConfig
     from dmzwatch.shared.logs import configure_logging
+    from dmzwatch.stack import SERVICES as STACK_SERVICES
+    from dmzwatch.stack import LocalStack, StackConfig, StackSettings
 
-    settings = _common_settings()
+    settings = StackSettings()
     configure_logging(settings.log_level, "console")
     stack = LocalStack(StackConfig.from_settings(settings))
 

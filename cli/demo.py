@@ -24,10 +24,9 @@ from prometheus_client import CollectorRegistry
 from dmzwatch.classifier import app as classifier_app
 from dmzwatch.classifier.engine import Classifier
 from dmzwatch.classifier.settings import ClassifierSettings
-from dmzwatch.feedserver import FeedServer
-from dmzwatch.tail import format_alert
 from dmzwatch.dedup import app as dedup_app
 from dmzwatch.dedup.settings import DedupSettings
+from dmzwatch.feedserver import FeedServer
 from dmzwatch.notifier import app as notifier_app
 from dmzwatch.notifier.settings import NotifierSettings
 from dmzwatch.poller.feeds import load_feeds
@@ -44,6 +43,7 @@ from dmzwatch.shared.messages import Alert
 from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.runner import ConsumerDefinition, Runner, RunnerOptions
 from dmzwatch.shared.settings import CommonSettings
+from dmzwatch.tail import format_alert
 
 
 class WebhookReceiver:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 import structlog
+from pydantic import Field
 
 from dmzwatch.feedserver import FeedServer
 from dmzwatch.shared.broker import TansuBroker
@@ -49,17 +50,38 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: CommonSettings, **overrides: object) -> StackConfig:
+    def from_settings(cls, settings: StackSettings) -> StackConfig:
         configured = "kafka_bootstrap_servers" in settings.model_fields_set
-        config = cls(
+        return cls(
             bootstrap_servers=settings.kafka_bootstrap_servers if configured else None,
             redis_url=settings.redis_url.get_secret_value(),
             topic_prefix=settings.topic_prefix,
             redis_key_prefix=settings.redis_key_prefix,
+            feeds_file=settings.feeds_file,
+            subscriptions_file=settings.subscriptions_file,
+            ports={
+                "poller": settings.poller_port,
+                "dedup": settings.dedup_port,
+                "classifier": settings.classifier_port,
+                "notifier": settings.notifier_port,
+            },
+            session_timeout_ms=settings.session_timeout_ms,
         )
-        for key, value in overrides.items():
-            setattr(config, key, value)
-        return config
+
+
+class StackSettings(CommonSettings):
+    """What ``dmzwatch stack`` reads: the common settings plus each service's port and files.
+
+    Without ``DMZWATCH_KAFKA_BOOTSTRAP_SERVERS`` it starts Tansu; without
+    ``DMZWATCH_FEEDS_FILE`` it serves the bundled demo feeds.
+    """
+
+    poller_port: int = Field(DEFAULT_PORTS["poller"], ge=1, le=65535)
+    dedup_port: int = Field(DEFAULT_PORTS["dedup"], ge=1, le=65535)
+    classifier_port: int = Field(DEFAULT_PORTS["classifier"], ge=1, le=65535)
+    notifier_port: int = Field(DEFAULT_PORTS["notifier"], ge=1, le=65535)
+    feeds_file: Path | None = None
+    subscriptions_file: Path | None = None
 
 
 class LocalStack:

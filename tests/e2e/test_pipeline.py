@@ -15,10 +15,10 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from dmzwatch.demo import WebhookReceiver
 from dmzwatch.feedserver import FeedServer
-from dmzwatch.stack import SERVICES, LocalStack, StackConfig
 from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.messages import encode
 from dmzwatch.shared.topics import TopicCatalogue
+from dmzwatch.stack import SERVICES, LocalStack, StackConfig
 from tests.conftest import REDIS_URL, REPO, make_article
 
 SCHEMA = json.loads((REPO / "shared/schemas/alert.schema.json").read_text())
@@ -66,8 +66,9 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
 def pipeline(
     tmp_path_factory: pytest.TempPathFactory, bootstrap_servers: str
 ) -> Iterator[tuple[LocalStack, WebhookReceiver]]:
-    import redis
     import uuid
+
+    import redis
 
     tmp = tmp_path_factory.mktemp("e2e")
     run = uuid.uuid4().hex[:8]
@@ -199,7 +200,7 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_stages_go_on(pipeline)
         return found
 
     wait_for(lambda: set(letters()) == set(poison.values()), what="a dead letter from every stage")
-    for stage, body in letters().items():
+    for body in letters().values():
         assert body["error_type"] == "InvalidMessage" and body["value_text"].startswith(
             '{"schema_version": 999'
         )

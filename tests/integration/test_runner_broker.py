@@ -16,8 +16,8 @@ from dmzwatch.shared.kafka import TopicSpec, create_topics, make_consumer, make_
 from dmzwatch.shared.messages import Article, encode
 from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.runner import (
-    Context,
     ConsumerDefinition,
+    Context,
     Handler,
     Output,
     Runner,

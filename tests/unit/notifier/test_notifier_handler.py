@@ -111,8 +111,11 @@ def test_a_permanent_refusal_is_not_retried() -> None:
     assert len(handler.handle(alert(), CTX)) == 1 and clock.sleeps == []
 
 
-@pytest.mark.parametrize("bad", [{"name": "Bad Name"}, {"name": "x", "webhook": {}}])
-def test_subscriptions_are_validated(bad) -> None:
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [({"name": "Bad Name"}, "should match pattern"), ({"name": "x", "webhook": {}}, "exactly one")],
+)
+def test_subscriptions_are_validated(bad, why: str) -> None:
     body = {"name": "ok", "webhook": {"url": "http://127.0.0.1/x"}, **bad}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=why):
         Subscription.model_validate(body)

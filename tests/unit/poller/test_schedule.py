@@ -39,6 +39,8 @@ def test_feed_list_is_validated(tmp_path) -> None:
     path.write_text("feeds:\n  - {id: a, url: 'file:///etc/passwd'}\n")
     with pytest.raises(ConfigurationError, match="http"):
         load_feeds(path)
-    path.write_text("feeds:\n  - {id: a, url: 'https://x.example/1'}\n  - {id: a, url: 'https://x.example/2'}\n")
+    path.write_text(
+        "feeds:\n  - {id: a, url: 'https://x.example/1'}\n  - {id: a, url: 'https://x.example/2'}\n"
+    )
     with pytest.raises(ConfigurationError, match="duplicate feed ids"):
         load_feeds(path)

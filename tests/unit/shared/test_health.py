@@ -47,7 +47,10 @@ def test_readyz_reports_every_failing_condition_and_probe(served) -> None:
     health.add_probe("redis", redis_down)
     status, body = get(base + "/readyz")
     assert status == 503
-    assert json.loads(body)["problems"] == {"broker": "poll failed", "redis": "ConnectionError: refused"}
+    assert json.loads(body)["problems"] == {
+        "broker": "poll failed",
+        "redis": "ConnectionError: refused",
+    }
 
 
 def test_healthz_fails_when_the_loop_stops_beating(served) -> None:

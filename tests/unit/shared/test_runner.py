@@ -10,7 +10,7 @@ from dmzwatch.shared.errors import InvalidMessage, RetryableError
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.messages import Article, encode
 from dmzwatch.shared.metrics import StageMetrics
-from dmzwatch.shared.runner import Context, ConsumerDefinition, Handler, Output, Runner
+from dmzwatch.shared.runner import ConsumerDefinition, Context, Handler, Output, Runner
 from tests.conftest import make_article
 from tests.fakes import FakeConsumer, FakeProducer
 
