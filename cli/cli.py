@@ -95,13 +95,16 @@ def _stack(args: argparse.Namespace) -> int:
     try:
         stack.start()
         stack.wait_ready()
+        env = (
+            ""
+            if stack.bootstrap_servers == "127.0.0.1:9092"
+            else f"DMZWATCH_KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers} "
+        )
+        ports = ", ".join(f"{n} {stack.config.ports[n]}" for n in STACK_SERVICES)
         print(
-            "\ndmzwatch is running: broker "
-            f"{stack.bootstrap_servers}, metrics on ports "
-            + ", ".join(f"{n} {stack.config.ports[n]}" for n in STACK_SERVICES)
-            + "\nWatch alerts in another terminal with:  "
-            f"DMZWATCH_KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap_servers} "
-            ".venv/bin/dmzwatch tail --from-beginning\nCtrl-C stops everything.\n",
+            f"\ndmzwatch is running: broker {stack.bootstrap_servers}, metrics on ports {ports}"
+            f"\nWatch alerts in another terminal with:  {env}.venv/bin/dmzwatch tail"
+            " --from-beginning\nCtrl-C stops everything.\n",
             flush=True,
         )
         restarts: dict[str, int] = {}

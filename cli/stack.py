@@ -20,7 +20,7 @@ import structlog
 from pydantic import Field
 
 from dmzwatch.feedserver import FeedServer
-from dmzwatch.shared.broker import TansuBroker
+from dmzwatch.shared.broker import TansuBroker, port_is_free
 from dmzwatch.shared.kafka import create_topics, load_topic_specs
 from dmzwatch.shared.settings import CommonSettings
 from dmzwatch.shared.topics import TopicCatalogue
@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 SERVICES = ("poller", "dedup", "classifier", "notifier")
 DEFAULT_PORTS = {"poller": 9101, "dedup": 9102, "classifier": 9103, "notifier": 9104}
 TOPICS_FILE = Path("deploy/kafka/topics.yaml")
+LOCAL_BROKER_PORT = 9092
 
 
 @dataclass
@@ -104,7 +105,9 @@ class LocalStack:
         try:
             if not self.bootstrap_servers:
                 log_path = self.config.log_dir / "tansu.log" if self.config.log_dir else None
-                self.broker = TansuBroker(log_path=log_path).start()
+                # Kafka's usual port when it is free, so `dmzwatch tail` finds it by default.
+                port = LOCAL_BROKER_PORT if port_is_free(LOCAL_BROKER_PORT) else None
+                self.broker = TansuBroker(port=port, log_path=log_path).start()
                 self.bootstrap_servers = self.broker.bootstrap_servers
             self.create_topics()
             if self.feeds_file is None:
