@@ -20,6 +20,7 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Protocol
 
 import structlog
@@ -63,6 +64,36 @@ class Context:
         else's.
         """
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def dead_letter(
+    deadletter_topic: str,
+    stage: str,
+    context: Context,
+    raw: bytes | None,
+    error: str,
+    error_type: str,
+    now: datetime,
+) -> Output:
+    """The dead-letter output for a record: its origin, the error, and its value byte for byte."""
+    raw = raw or b""
+    try:
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    letter = DeadLetter(
+        stage=stage,
+        error=error[:2000],
+        error_type=error_type,
+        topic=context.topic,
+        partition=context.partition,
+        offset=context.offset,
+        key=context.key,
+        value_text=text,
+        value_base64=base64.b64encode(raw).decode("ascii"),
+        failed_at=now,
+    )
+    return Output(deadletter_topic, context.key, letter)
 
 
 class Handler(ABC, Generic[M]):
@@ -315,11 +346,6 @@ class Runner(Generic[M]):
             self._metrics.processing.observe(self._clock.monotonic() - started)
 
     def _dead_letter(self, record: RecordLike, key: str | None, exc: Exception) -> Output:
-        raw = record.value or b""
-        try:
-            text: str | None = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
         self._metrics.deadlettered.inc()
         self._log.warning(
             "message_dead_lettered",
@@ -329,19 +355,16 @@ class Runner(Generic[M]):
             error=str(exc),
             error_type=type(exc).__name__,
         )
-        letter = DeadLetter(
-            stage=self._definition.stage,
-            error=str(exc)[:2000],
-            error_type=type(exc).__name__,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=key,
-            value_text=text,
-            value_base64=base64.b64encode(raw).decode("ascii"),
-            failed_at=self._clock.now(),
+        context = Context(record.topic, record.partition, record.offset, key, record.timestamp)
+        return dead_letter(
+            self._deadletter_topic,
+            self._definition.stage,
+            context,
+            record.value,
+            str(exc),
+            type(exc).__name__,
+            self._clock.now(),
         )
-        return Output(self._deadletter_topic, key, letter)
 
     def _send(self, output: Output) -> FutureLike:
         key = output.key.encode() if output.key is not None else None

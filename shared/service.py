@@ -11,10 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
+import redis
 import structlog
 from prometheus_client import CollectorRegistry
 
 from dmzwatch import __version__
+from dmzwatch.shared.claims import connect_redis, redis_probe
 from dmzwatch.shared.clock import Clock, SystemClock
 from dmzwatch.shared.health import Health, HealthServer
 from dmzwatch.shared.kafka import broker_probe, make_consumer, make_producer
@@ -106,3 +108,16 @@ def run_consumer(process: ServiceProcess, definition: ConsumerDefinition[M]) -> 
         runner.run()
     finally:
         process.close()
+
+
+def serve_with_redis(
+    stage: str,
+    settings: CommonSettings,
+    port: int,
+    build: Callable[[redis.Redis, CollectorRegistry, Clock], ConsumerDefinition[M]],
+) -> None:
+    """The ``main`` of a consuming service that keeps state in Redis."""
+    process = ServiceProcess.start(stage, settings, port)
+    client = connect_redis(settings.redis_url.get_secret_value())
+    process.health.add_probe("redis", lambda: redis_probe(client))
+    run_consumer(process, build(client, process.registry, process.clock))

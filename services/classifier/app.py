@@ -10,11 +10,11 @@ from dmzwatch.classifier.engine import Classifier
 from dmzwatch.classifier.handler import ClassifierHandler
 from dmzwatch.classifier.metrics import ClassifierMetrics
 from dmzwatch.classifier.settings import ClassifierSettings
-from dmzwatch.shared.claims import TRANSIENT_REDIS_ERRORS, RedisClaims, connect_redis, redis_probe
+from dmzwatch.shared.claims import TRANSIENT_REDIS_ERRORS, RedisClaims
 from dmzwatch.shared.clock import Clock
 from dmzwatch.shared.messages import UniqueArticle
 from dmzwatch.shared.runner import ConsumerDefinition
-from dmzwatch.shared.service import ServiceProcess, run_consumer
+from dmzwatch.shared.service import serve_with_redis
 
 STAGE = "classifier"
 
@@ -45,7 +45,6 @@ def build(
 
 def main() -> None:
     settings = ClassifierSettings()
-    process = ServiceProcess.start(STAGE, settings, settings.metrics_port)
-    client = connect_redis(settings.redis_url.get_secret_value())
-    process.health.add_probe("redis", lambda: redis_probe(client))
-    run_consumer(process, build(settings, client, process.registry, process.clock))
+    serve_with_redis(
+        STAGE, settings, settings.metrics_port, lambda c, r, k: build(settings, c, r, k)
+    )

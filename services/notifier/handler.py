@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,8 +12,8 @@ from dmzwatch.notifier.metrics import NotifierMetrics
 from dmzwatch.notifier.subscriptions import Subscription
 from dmzwatch.shared.claims import Claims
 from dmzwatch.shared.clock import Clock
-from dmzwatch.shared.messages import Alert, DeadLetter, encode
-from dmzwatch.shared.runner import Backoff, Context, Handler, Output
+from dmzwatch.shared.messages import Alert, encode
+from dmzwatch.shared.runner import Backoff, Context, Handler, Output, dead_letter
 
 log = structlog.get_logger(__name__)
 
@@ -121,17 +120,12 @@ class NotifierHandler(Handler[Alert]):
     def _dead_letter(
         self, route: Route, alert: Alert, context: Context, error: DeliveryError
     ) -> Output:
-        raw = encode(alert)
-        letter = DeadLetter(
-            stage="notifier",
-            error=f"delivery to {route.subscription.name} failed: {error}",
-            error_type="DeliveryError",
-            topic=context.topic,
-            partition=context.partition,
-            offset=context.offset,
-            key=context.key,
-            value_text=raw.decode(),
-            value_base64=base64.b64encode(raw).decode("ascii"),
-            failed_at=self._clock.now(),
+        return dead_letter(
+            self._deadletter_topic,
+            "notifier",
+            context,
+            encode(alert),
+            f"delivery to {route.subscription.name} failed: {error}",
+            "DeliveryError",
+            self._clock.now(),
         )
-        return Output(self._deadletter_topic, context.key, letter)
