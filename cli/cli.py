@@ -10,9 +10,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from dmzwatch import __version__
 from dmzwatch.shared.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from dmzwatch.classifier.engine import Classifier
 
 SERVICES = ("poller", "dedup", "classifier", "notifier")
 
@@ -78,6 +82,14 @@ def _common_settings() -> CommonSettings:
     return CommonSettings()
 
 
+def _classifier() -> Classifier:
+    """The classifier of ``DMZWATCH_TAXONOMY_FILE`` (default: the bundled taxonomy)."""
+    from dmzwatch.classifier.engine import Classifier
+    from dmzwatch.classifier.settings import ClassifierSettings
+
+    return Classifier.from_taxonomy(ClassifierSettings().taxonomy_file)
+
+
 def _stack(args: argparse.Namespace) -> int:
     from dmzwatch.shared.logs import configure_logging
     from dmzwatch.stack import SERVICES as STACK_SERVICES
@@ -137,29 +149,36 @@ def _demo(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     from dmzwatch.tail import tail
 
-    tail(_common_settings(), args.category, from_beginning=args.from_beginning, as_json=args.json)
+    tail(
+        _common_settings(),
+        args.category,
+        from_beginning=args.from_beginning,
+        as_json=args.json,
+        max_alerts=args.max_alerts,
+        idle_timeout_ms=int(args.idle_timeout * 1000) if args.idle_timeout else None,
+    )
     return 0
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from dmzwatch.classifier.engine import Classifier
     from dmzwatch.classifier.evaluation import classify_stream
 
-    classifier = Classifier.from_taxonomy()
+    classifier = _classifier()
     if args.file:
         with open(args.file, encoding="utf-8") as lines:
-            classify_stream(classifier, lines, sys.stdout)
+            errors = classify_stream(classifier, lines, sys.stdout)
     else:
-        classify_stream(classifier, sys.stdin, sys.stdout)
-    return 0
+        errors = classify_stream(classifier, sys.stdin, sys.stdout)
+    if errors:
+        print(f"{errors} line(s) could not be classified (see their 'error')", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from dmzwatch.classifier.engine import Classifier
     from dmzwatch.classifier.evaluation import evaluate, format_report
 
     with open(args.file, encoding="utf-8") as lines:
-        report = evaluate(Classifier.from_taxonomy(), lines)
+        report = evaluate(_classifier(), lines)
     print(format_report(report))
     return 0
 
@@ -177,11 +196,10 @@ def _feed_check(args: argparse.Namespace) -> int:
 
 
 def _topics_create(args: argparse.Namespace) -> int:
-    from dmzwatch.classifier.engine import Classifier
     from dmzwatch.shared.kafka import create_topics, load_topic_specs
 
     settings = _common_settings()
-    catalogue = settings.topics(Classifier.from_taxonomy().categories)
+    catalogue = settings.topics(_classifier().categories)
     created = create_topics(settings, load_topic_specs(args.file, catalogue))
     print(json.dumps({"created": created}))
     return 0

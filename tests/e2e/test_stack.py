@@ -81,14 +81,14 @@ def test_stack_runs_everything_tail_shows_alerts_and_ctrl_c_stops_all(tmp_path: 
         assert len(descendants) >= 5, "broker and four services"
 
         tail = subprocess.run(
-            DMZWATCH + ["tail", "--from-beginning", "--max-alerts", "6", "--idle-timeout", "60"],
+            DMZWATCH + ["tail", "--from-beginning", "--max-alerts", "7", "--idle-timeout", "60"],
             env={**env, "DMZWATCH_KAFKA_BOOTSTRAP_SERVERS": broker},
             capture_output=True,
             text=True,
             timeout=120,
         )
         shown = [line for line in tail.stdout.splitlines() if line.startswith("[")]
-        assert len(shown) == 6, tail.stdout + tail.stderr
+        assert len(shown) == 7, tail.stdout + tail.stderr
         assert {line.split("]")[0][1:] for line in shown} == {"PURGE", "SUMMIT", "DEFECTION"}
     finally:
         stack.send_signal(signal.SIGINT)  # what Ctrl-C sends
