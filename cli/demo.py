@@ -181,10 +181,22 @@ def run_demo(settings: CommonSettings, polls: int = 2, timeout: float = 90.0) ->
                 and len(receiver.received) >= alerts
             )
 
+        # Counters move while a message is being handled, so "balanced" must also hold still.
         deadline = time.monotonic() + timeout
-        while not balanced() and time.monotonic() < deadline:
+        stable_since: float | None = None
+        while time.monotonic() < deadline:
+            snapshot = _snapshot(stages)
+            if balanced():
+                if stable_since is None:
+                    stable_since, stable_snapshot = time.monotonic(), snapshot
+                elif snapshot != stable_snapshot:
+                    stable_since = None
+                elif time.monotonic() - stable_since >= 1.0:
+                    result.complete = True
+                    break
+            else:
+                stable_since = None
             time.sleep(0.2)
-        result.complete = balanced()
 
         d, c = stages["dedup"], stages["classifier"]
         result.duplicates = {
@@ -230,6 +242,14 @@ def print_result(result: DemoResult, out: TextIO) -> None:
         f"  pipeline complete       {'yes' if result.complete else 'NO (timed out)'}"
         f" in {result.seconds:.1f}s",
         file=out,
+    )
+
+
+def _snapshot(stages: dict[str, _Stage]) -> tuple[float, ...]:
+    return tuple(
+        stage.value("dmzwatch_messages_total", stage=stage.name, outcome=outcome)
+        for stage in stages.values()
+        for outcome in ("in", "out")
     )
 
 
