@@ -17,10 +17,13 @@ def format_alert(alert: Alert) -> str:
     """One human line per alert."""
     data = alert.data
     when = data.published_at.isoformat() if data.published_at else "date unknown"
-    evidence = f'  "{data.evidence[0][:160]}"' if data.evidence else ""
+    # The strongest evidence besides the title, which the line already shows.
+    quote = next((e for e in data.evidence if e != data.title), None)
+    evidence = f" “{quote[:200]}”" if quote else " (the title is the evidence)"
     return (
-        f"[{data.category.upper()}] {data.title} — {data.source} ({when}) "
-        f"score={data.score:.2f} {data.status}\n    {data.url}{evidence}"
+        f"[{data.category.upper()}] {data.title} — {data.source} ({when})\n"
+        f"    score {data.score:.2f}, {data.certainty} wording, {data.status} by "
+        f"{data.corroboration.sources} outlet(s)\n    {data.url}\n   {evidence}"
     )
 
 
