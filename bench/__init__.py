@@ -1,0 +1,1 @@
+"""dmzwatch benchmarks: ``make bench`` prints one table and writes ``bench/results.json``."""
