@@ -34,6 +34,7 @@ from dmzwatch.poller.fetch import HttpFeedFetcher
 from dmzwatch.poller.metrics import PollerMetrics
 from dmzwatch.poller.schedule import Schedule
 from dmzwatch.poller.service import PollerSource
+from dmzwatch.poller.ssrf import AddressPolicy
 from dmzwatch.shared.broker import TansuBroker
 from dmzwatch.shared.claims import connect_redis
 from dmzwatch.shared.clock import SystemClock
@@ -164,7 +165,9 @@ def run_demo(settings: CommonSettings, polls: int = 2, timeout: float = 90.0) ->
         result = DemoResult(polls=polls)
         feeds = load_feeds(feeds_file)
         result.feeds = len(feeds)
-        with _poller(base, feeds, clock, topics.articles_raw) as poller:
+        # The SSRF guard refuses loopback: open exactly the demo feed server's port.
+        local = (feed_server.base_url.removeprefix("http://"),)
+        with _poller(base, feeds, clock, topics.articles_raw, local) as poller:
             for _ in range(polls):
                 result.raw += poller.poll_all().articles
 
@@ -285,10 +288,10 @@ def _stop_stages(stages: dict[str, _Stage]) -> None:
 
 @contextmanager
 def _poller(
-    settings: CommonSettings, feeds: Any, clock: SystemClock, topic: str
+    settings: CommonSettings, feeds: Any, clock: SystemClock, topic: str, allow: tuple[str, ...]
 ) -> Iterator[PollerSource]:
     registry = CollectorRegistry()
-    fetcher = HttpFeedFetcher(timeout_seconds=10)
+    fetcher = HttpFeedFetcher(timeout_seconds=10, address_policy=AddressPolicy.from_entries(allow))
     producer = make_producer(settings, client_id="demo-poller")
     source = PollerSource(
         feeds=feeds,

@@ -146,6 +146,8 @@ class LocalStack:
         )
         if self.feeds_file is not None:
             env["DMZWATCH_FEEDS_FILE"] = str(self.feeds_file)
+        if self.feed_server is not None:  # the poller's SSRF guard refuses loopback otherwise
+            env["DMZWATCH_FETCH_ALLOW_NETWORKS"] = self.feed_server.base_url.removeprefix("http://")
         if config.subscriptions_file is not None:
             env["DMZWATCH_SUBSCRIPTIONS_FILE"] = str(config.subscriptions_file)
         env.update(config.extra_env)

@@ -8,6 +8,7 @@ from dmzwatch.poller.metrics import PollerMetrics
 from dmzwatch.poller.schedule import Schedule
 from dmzwatch.poller.service import PollerSource
 from dmzwatch.poller.settings import PollerSettings
+from dmzwatch.poller.ssrf import AddressPolicy
 from dmzwatch.shared.kafka import make_producer
 from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.service import ServiceProcess
@@ -20,7 +21,9 @@ def main() -> None:
     feeds = load_feeds(settings.feeds_file)
     process = ServiceProcess.start(STAGE, settings, settings.metrics_port)
     fetcher = HttpFeedFetcher(
-        timeout_seconds=settings.fetch_timeout_seconds, max_bytes=settings.max_feed_bytes
+        timeout_seconds=settings.fetch_timeout_seconds,
+        max_bytes=settings.max_feed_bytes,
+        address_policy=AddressPolicy.from_entries(settings.fetch_allow_networks),
     )
     producer = make_producer(settings, client_id="dmzwatch-poller")
     source = PollerSource(

@@ -8,11 +8,11 @@ loop has one path. Bounds that hostile servers cannot stretch:
   read and write (a server sending one byte a second defeats per-read timeouts, and can do so
   in the headers as well as the body);
 - a cap on the *decompressed* body, applied while inflating, so a gzip bomb stops at the cap;
-- http and https only, on every redirect hop.
+- http and https only, on every redirect hop;
+- only public addresses, checked on the resolved address of every connection, redirects
+  included, unless an allow-list opens more (outcome ``blocked``).
 
-The mechanisms are in :mod:`dmzwatch.poller.safety`. A connect-time address check (SSRF guard)
-plugs in as ``network_backend``: the deadline wraps it, and it sees every connection, redirects
-included.
+The mechanisms are in :mod:`dmzwatch.poller.safety` and :mod:`dmzwatch.poller.ssrf`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import ssl
 import typing
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -31,6 +32,7 @@ import httpcore
 import httpx
 
 from dmzwatch.poller.safety import BodyError, BodyTooLarge, BoundedInflater, DeadlineNetwork
+from dmzwatch.poller.ssrf import AddressPolicy, BlockedAddress, GuardedNetwork, Resolver, resolve
 from dmzwatch.shared.clock import Clock, SystemClock
 
 FetchOutcome = Literal["ok", "not_modified", "error", "blocked", "too_large", "timeout"]
@@ -59,7 +61,8 @@ class FetchResult:
     ``validators`` are the ones to send next time (the old ones unless the server sent new);
     ``error`` is a message for people for every outcome but ``ok`` and ``not_modified``;
     ``bytes_read`` counts body bytes as they came over the wire (compressed);
-    ``retry_after`` is the server's Retry-After in seconds (429, 503), else None.
+    ``retry_after`` is the server's Retry-After in seconds (429, 503), else None;
+    ``headers`` are the final response's headers, names lower-case (None when there was none).
     """
 
     outcome: FetchOutcome
@@ -72,6 +75,7 @@ class FetchResult:
     seconds: float
     bytes_read: int
     retry_after: float | None
+    headers: Mapping[str, str] | None = None
 
 
 class FeedFetcher(ABC):
@@ -127,9 +131,11 @@ class HttpFeedFetcher(FeedFetcher):
 
     ``timeout_seconds`` is the total deadline of one fetch, redirects and body included;
     ``connect_timeout_seconds`` bounds each connection attempt within it. ``max_bytes`` caps the
-    decompressed body. ``network_backend`` (default: plain sockets) is where connections are
-    made; the deadline wraps it. A ``client`` passed in is used as it is (its own transport,
-    so the deadline is then only checked between body chunks) and is not closed by ``close``.
+    decompressed body. Connections go only to addresses ``address_policy`` permits (default:
+    public unicast addresses only), looked up with ``resolver``; ``network_backend`` (default:
+    plain sockets) is what then connects, and the deadline and the address check wrap it. A
+    ``client`` passed in is used as it is (its own transport: no address check, and the deadline
+    only checked between body chunks) and is not closed by ``close``.
     """
 
     def __init__(
@@ -143,6 +149,8 @@ class HttpFeedFetcher(FeedFetcher):
         connect_timeout_seconds: float = 5.0,
         network_backend: httpcore.NetworkBackend | None = None,
         clock: Clock | None = None,
+        address_policy: AddressPolicy | None = None,
+        resolver: Resolver = resolve,
     ) -> None:
         if timeout_seconds <= 0 or max_bytes <= 0 or max_redirects < 0:
             raise ValueError("timeout_seconds and max_bytes must be > 0, max_redirects >= 0")
@@ -150,7 +158,13 @@ class HttpFeedFetcher(FeedFetcher):
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._clock = clock or SystemClock()
-        self._network = DeadlineNetwork(network_backend or httpcore.SyncBackend(), self._clock)
+        guarded = GuardedNetwork(
+            network_backend or httpcore.SyncBackend(),
+            address_policy or AddressPolicy(),
+            resolver=resolver,
+            clock=self._clock,
+        )
+        self._network = DeadlineNetwork(guarded, self._clock)
         self._owns_client = client is None
         self._client = client or httpx.Client(
             transport=self._transport(),
@@ -229,7 +243,12 @@ class HttpFeedFetcher(FeedFetcher):
                 message = f"timed out after {waited:.1f} s ({exc or type(exc).__name__})"
                 return replace(base, outcome="timeout", error=message)
             except httpx.ConnectError as exc:
-                return replace(base, error=_connect_message(exc, url))
+                blocked = _blocked_cause(exc)
+                if blocked is None:
+                    return replace(base, error=_connect_message(exc, url))
+                # On a redirect hop the feed's own URL looks harmless: say where it led.
+                message = str(blocked) if hop == 0 else f"redirect to {url}: {blocked}"
+                return replace(base, outcome="blocked", error=message)
             except httpx.UnsupportedProtocol as exc:
                 return replace(base, outcome="blocked", error=f"unsupported URL: {exc}")
             except httpx.HTTPError as exc:
@@ -247,6 +266,7 @@ class HttpFeedFetcher(FeedFetcher):
             url=str(response.url),
             status_code=response.status_code,
             content_type=headers.get("content-type"),
+            headers={name.lower(): value for name, value in headers.items()},
         )
         if response.status_code == 304:
             etag = headers.get("etag") or sent.etag
@@ -289,6 +309,14 @@ class HttpFeedFetcher(FeedFetcher):
         except zlib.error as exc:
             return replace(base, error=f"corrupt compressed body: {exc}", bytes_read=wire)
         return replace(base, outcome="ok", body=bytes(body), bytes_read=wire)
+
+
+def _blocked_cause(exc: BaseException) -> BlockedAddress | None:
+    """The address refusal at the root of a connect error, if that is what it was."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, BlockedAddress):
+        cause = cause.__cause__ or cause.__context__
+    return cause
 
 
 def _connect_message(exc: BaseException, url: str) -> str:

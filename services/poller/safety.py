@@ -2,8 +2,8 @@
 
 - :class:`DeadlineNetwork`: no connect, TLS handshake, read or write outlasts the fetch's total
   deadline (a server sending one byte a second defeats per-read timeouts, in the headers as well
-  as the body). It wraps any ``httpcore.NetworkBackend``, which is also where a connect-time
-  address check (SSRF guard) goes: it sees every connection, redirects included.
+  as the body). It wraps any ``httpcore.NetworkBackend``; the fetcher's wraps the address
+  check of :mod:`dmzwatch.poller.ssrf`, so name resolution is inside the deadline too.
 - :class:`BoundedInflater`: gzip/deflate decoding whose output is capped *while* inflating.
 - :func:`defuse_xml`: every DOCTYPE and markup declaration in the prolog is cut out, so no entity
   is ever defined, expanded or fetched (billion laughs, quadratic blowup, XXE). feedparser alone

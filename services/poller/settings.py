@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import NoDecode
 
+from dmzwatch.poller.ssrf import parse_allow_list
 from dmzwatch.shared.settings import CommonSettings
 
 
@@ -22,3 +25,24 @@ class PollerSettings(CommonSettings):
     max_backoff_seconds: float = Field(
         6 * 3600.0, gt=0, description="Cap of the retry delay of a failing feed"
     )
+    # NoDecode: the variable is a plain comma-separated list, not the JSON pydantic-settings
+    # expects for a tuple.
+    fetch_allow_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Non-public networks fetches may connect to (DMZWATCH_FETCH_ALLOW_NETWORKS):"
+        " comma-separated CIDRs or addresses, each optionally with one port, e.g."
+        " '10.0.0.0/8, 127.0.0.1:8080, [fd00::/8]:443'. Cloud metadata is never allowed.",
+    )
+
+    @field_validator("fetch_allow_networks", mode="before")
+    @classmethod
+    def _split_allow_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _valid_allow_list(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Every entry is checked at start-up and kept in its canonical spelling."""
+        return tuple(str(rule) for rule in parse_allow_list(value))

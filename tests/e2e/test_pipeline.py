@@ -92,6 +92,8 @@ def pipeline(
         log_dir=tmp,
         log_format="json",
         session_timeout_ms=6000,
+        # The poller's SSRF guard refuses loopback: open exactly the feed server's port.
+        extra_env={"DMZWATCH_FETCH_ALLOW_NETWORKS": server.base_url.removeprefix("http://")},
     )
     stack = LocalStack(config)
     try:

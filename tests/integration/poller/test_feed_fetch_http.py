@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dmzwatch.poller.fetch import HttpFeedFetcher, Validators
+from dmzwatch.poller.ssrf import AddressPolicy
 
 FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Local</title>
@@ -24,6 +25,7 @@ FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 ETAG = '"v1"'
 LAST_MODIFIED = "Sun, 01 Mar 2026 10:00:00 GMT"
 BOMB_BYTES = 50 * 1024 * 1024
+LOOPBACK = AddressPolicy.from_entries(["127.0.0.1/32"])  # the SSRF guard refuses it by default
 
 
 def gzip_of_zeros(size: int) -> bytes:
@@ -160,7 +162,7 @@ def server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 def fetcher() -> Iterator[HttpFeedFetcher]:
-    with HttpFeedFetcher(timeout_seconds=5.0, max_bytes=1024 * 1024) as f:
+    with HttpFeedFetcher(timeout_seconds=5.0, max_bytes=1024 * 1024, address_policy=LOOPBACK) as f:
         yield f
 
 
@@ -234,7 +236,7 @@ def test_declared_length_over_the_cap_is_refused_unread(
 
 @pytest.mark.parametrize("path", ["/trickle-body", "/trickle-headers"])
 def test_trickling_server_is_cut_by_the_total_deadline(server: FeedServer, path: str) -> None:
-    with HttpFeedFetcher(timeout_seconds=1.5) as fetcher:
+    with HttpFeedFetcher(timeout_seconds=1.5, address_policy=LOOPBACK) as fetcher:
         result = fetcher.fetch(server.url(path), Validators())
     assert result.outcome == "timeout"
     assert result.error is not None
@@ -243,7 +245,7 @@ def test_trickling_server_is_cut_by_the_total_deadline(server: FeedServer, path:
 
 
 def test_one_threads_deadline_does_not_cut_another_threads_fetch(server: FeedServer) -> None:
-    with HttpFeedFetcher(timeout_seconds=1.5) as fetcher:
+    with HttpFeedFetcher(timeout_seconds=1.5, address_policy=LOOPBACK) as fetcher:
         slow: list[str] = []
         thread = threading.Thread(
             target=lambda: slow.append(
