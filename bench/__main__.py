@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import classifier
+from bench import classifier, dedup, poller
 from bench.figures import Figure, machine, table
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -16,7 +16,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 def main() -> int:
     started = time.monotonic()
     figures: list[Figure] = []
-    for module in (classifier,):
+    for module in (classifier, poller, dedup):
         figures.extend(module.figures())
     print(table(figures))
     RESULTS.write_text(

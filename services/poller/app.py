@@ -5,7 +5,7 @@ from __future__ import annotations
 from dmzwatch.poller.feeds import load_feeds
 from dmzwatch.poller.fetch import HttpFeedFetcher
 from dmzwatch.poller.metrics import PollerMetrics
-from dmzwatch.poller.schedule import Schedule
+from dmzwatch.poller.schedule import IntervalPolicy, Schedule
 from dmzwatch.poller.service import PollerSource
 from dmzwatch.poller.settings import PollerSettings
 from dmzwatch.poller.ssrf import AddressPolicy
@@ -31,12 +31,20 @@ def main() -> None:
         fetcher=fetcher,
         producer=producer,
         topic=settings.topics().articles_raw,
-        schedule=Schedule(feeds, max_backoff_seconds=settings.max_backoff_seconds),
+        schedule=Schedule(
+            feeds,
+            max_backoff_seconds=settings.max_backoff_seconds,
+            policy=IntervalPolicy(
+                min_interval_seconds=settings.min_interval_seconds,
+                max_interval_seconds=settings.max_interval_seconds,
+            ),
+        ),
         metrics=PollerMetrics(process.registry),
         stage_metrics=StageMetrics(STAGE, process.registry),
         health=process.health,
         clock=process.clock,
         concurrency=settings.fetch_concurrency,
+        per_host_limit=settings.fetch_per_host,
     )
     process.on_stop_signal(source.stop)
     try:

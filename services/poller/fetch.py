@@ -269,6 +269,9 @@ class HttpFeedFetcher(FeedFetcher):
             headers={name.lower(): value for name, value in headers.items()},
         )
         if response.status_code == 304:
+            # A 304 has no body; reading the empty one returns the connection to the pool
+            # instead of closing it, so conditional GETs reuse connections.
+            response.read()
             etag = headers.get("etag") or sent.etag
             fresh = Validators(etag, headers.get("last-modified") or sent.last_modified)
             return replace(base, outcome="not_modified", validators=fresh)

@@ -1,13 +1,20 @@
 """Poller metrics (the stage's message counters are the shared ``dmzwatch_messages_total``).
 
-- ``dmzwatch_poller_fetches_total{outcome}``: ok, not_modified, error, blocked, too_large,
-  timeout.
+- ``dmzwatch_poller_fetches_total{outcome}``: ok, not_modified, unchanged (a 200 whose body
+  is byte-identical to the last one: the server ignored the validators; not parsed), error,
+  blocked, too_large, timeout.
 - ``dmzwatch_poller_fetch_seconds``: duration of one fetch.
 - ``dmzwatch_poller_fetched_bytes_total``: body bytes read.
 - ``dmzwatch_poller_entries_total``: entries parsed from fetched feeds.
 - ``dmzwatch_poller_parse_errors_total``: feeds whose body could not be parsed cleanly.
 - ``dmzwatch_poller_last_success_timestamp_seconds{feed_id}``: when each feed last fetched ok.
 - ``dmzwatch_poller_feed_failures{feed_id}``: consecutive failures of each feed (0 when fine).
+- ``dmzwatch_poller_newest_entry_timestamp_seconds{feed_id}``: publication time of the feed's
+  newest entry (first-seen time for undated ones; future dates count as now). A stale feed is
+  ``time() - dmzwatch_poller_newest_entry_timestamp_seconds > N``.
+- ``dmzwatch_poller_overflows_total{feed_id}``: polls in which every entry was new on a feed
+  polled before: items were probably missed between polls (logged as ``feed_overflow``).
+- ``dmzwatch_poller_feed_interval_seconds{feed_id}``: each feed's adapted polling interval.
 ``feed_id`` values come from the feed list, so they are bounded.
 """
 
@@ -15,7 +22,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-FETCH_OUTCOMES = ("ok", "not_modified", "error", "blocked", "too_large", "timeout")
+FETCH_OUTCOMES = ("ok", "not_modified", "unchanged", "error", "blocked", "too_large", "timeout")
 
 
 class PollerMetrics:
@@ -53,6 +60,24 @@ class PollerMetrics:
         self.failures = Gauge(
             "dmzwatch_poller_feed_failures",
             "Consecutive failed fetches of each feed.",
+            ["feed_id"],
+            registry=registry,
+        )
+        self.newest_entry = Gauge(
+            "dmzwatch_poller_newest_entry_timestamp_seconds",
+            "Unix time of the newest entry of each feed (first-seen time when undated).",
+            ["feed_id"],
+            registry=registry,
+        )
+        self.overflows = Counter(
+            "dmzwatch_poller_overflows_total",
+            "Polls in which every entry was new: items were probably missed.",
+            ["feed_id"],
+            registry=registry,
+        )
+        self.interval = Gauge(
+            "dmzwatch_poller_feed_interval_seconds",
+            "Adapted polling interval of each feed.",
             ["feed_id"],
             registry=registry,
         )

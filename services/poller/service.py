@@ -1,29 +1,42 @@
-"""The poll loop: fetch the feeds that are due, publish their entries, wait for the next one.
+"""The poll loop: fetch the feeds that are due, publish their new entries, wait for the next one.
 
-A feed's validators (ETag, Last-Modified) advance only after every article of the fetch was
-acknowledged by the broker: otherwise a crash or a broker outage after a 200 would turn the next
-fetch into a 304 and lose the entries.
+Per feed, the poller remembers (:class:`FeedMemory`) its validators, a digest of the last body,
+the ids of the entries in it and whether its GUIDs can be trusted. That memory advances only
+after every article of the fetch was acknowledged by the broker: otherwise a crash or a broker
+outage after a 200 would turn the next fetch into a 304 (or an "unchanged" body, or entries
+taken as already sent) and lose the entries.
+
+- A 200 whose body is byte-identical to the last one (a server ignoring validators) is counted
+  as ``unchanged`` and not parsed.
+- Only entries not in the feed's previous document are published; when *every* entry of a
+  feed polled before is new, items were probably missed: ``feed_overflow``.
+- Fetches run in a thread pool, at most ``per_host_limit`` at a time per host, while this
+  thread parses and publishes what has arrived.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import structlog
 from kafka.errors import KafkaError
 
 from dmzwatch.poller.feeds import FeedConfig
 from dmzwatch.poller.fetch import FeedFetcher, FetchResult, Validators
+from dmzwatch.poller.freshness import freshness_seconds
+from dmzwatch.poller.hosts import HostLimiter, interleave_by_host
 from dmzwatch.poller.metrics import PollerMetrics
-from dmzwatch.poller.normalise import to_article
-from dmzwatch.poller.parse import parse_feed
+from dmzwatch.poller.normalise import guids_repeat, to_article
+from dmzwatch.poller.parse import ParsedFeed, parse_feed
 from dmzwatch.poller.schedule import Schedule
 from dmzwatch.shared.clock import Clock
 from dmzwatch.shared.health import Health
-from dmzwatch.shared.messages import encode
+from dmzwatch.shared.messages import Article, encode
 from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.runner import FutureLike, ProducerPort
 
@@ -32,21 +45,51 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class PollReport:
-    """What one poll did, per feed."""
+    """What one poll did: feeds fetched, articles published, per-feed errors and signals."""
 
     fetched: int = 0
     articles: int = 0
+    not_modified: int = 0
+    unchanged: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    overflows: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
-class _Fetched:
+class FeedMemory:
+    """What the poller keeps of a feed between polls (replaced only after broker acks).
+
+    ``entry_ids`` are the article ids of the last parsed document; ``newest`` the Unix time of
+    its newest entry; ``ttl_minutes`` its ``<ttl>``, reused while the body is unchanged.
+    """
+
+    validators: Validators = field(default_factory=Validators)
+    body_digest: bytes | None = None
+    entry_ids: frozenset[str] = frozenset()
+    newest: float | None = None
+    ttl_minutes: int | None = None
+    guids_trusted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Handled:
+    """One fetch, handled: what was sent, and what to remember once it is acknowledged."""
+
     feed: FeedConfig
     result: FetchResult
+    outcome: str
+    futures: tuple[FutureLike, ...]
+    memory: FeedMemory
+    published: tuple[datetime, ...]
+    floor_seconds: float | None
 
 
 class PollerSource:
-    """Polls ``feeds`` with ``fetcher`` and publishes articles to ``topic`` until stopped."""
+    """Polls ``feeds`` with ``fetcher`` and publishes articles to ``topic`` until stopped.
+
+    ``per_host_limit`` bounds the fetches in flight per host; ``parser`` turns a body, its URL
+    and content type into a ParsedFeed (the benchmark swaps in feedparser's path).
+    """
 
     def __init__(
         self,
@@ -62,6 +105,8 @@ class PollerSource:
         clock: Clock,
         concurrency: int = 8,
         flush_timeout_seconds: float = 60.0,
+        per_host_limit: int = 2,
+        parser: Callable[[bytes, str, str | None], ParsedFeed] = parse_feed,
     ) -> None:
         self._feeds = tuple(feeds)
         self._fetcher = fetcher
@@ -73,12 +118,18 @@ class PollerSource:
         self._health = health
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fetch")
+        self._hosts = HostLimiter(per_host_limit)
+        self._parse = parser
         self._flush_timeout = flush_timeout_seconds
-        self._validators: dict[str, Validators] = {}
+        self._memory: dict[str, FeedMemory] = {}
         self._stopping = threading.Event()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def memory(self, feed_id: str) -> FeedMemory:
+        """What is remembered of a feed (empty before its first acknowledged poll)."""
+        return self._memory.get(feed_id, FeedMemory())
 
     def run(self) -> None:
         log.info("poller_started", feeds=len(self._feeds))
@@ -100,32 +151,42 @@ class PollerSource:
         return self.poll(self._feeds)
 
     def poll(self, feeds: Iterable[FeedConfig]) -> PollReport:
-        jobs = [(feed, self._pool.submit(self._fetch, feed)) for feed in feeds]
-        fetched = [_Fetched(feed, job.result()) for feed, job in jobs]
-        report = PollReport(fetched=len(fetched))
-        pending: list[tuple[_Fetched, list[FutureLike]]] = []
-        for item in fetched:
-            sent = self._publish(item, report)
-            if sent is not None:
-                pending.append((item, sent))
-        self._settle(pending, report)
+        """Fetch ``feeds`` concurrently, publish their new entries, settle once acknowledged."""
+        ordered = interleave_by_host(feeds, lambda f: f.url)
+        jobs = [(feed, self._pool.submit(self._fetch, feed)) for feed in ordered]
+        report = PollReport(fetched=len(jobs))
+        handled: list[_Handled] = []
+        for feed, job in jobs:
+            # Parsing here overlaps with the fetches still running in the pool.
+            item = self._handle(feed, job.result(), report)
+            if item is not None:
+                handled.append(item)
+        self._settle(handled, report)
         return report
 
     def _fetch(self, feed: FeedConfig) -> FetchResult:
-        return self._fetcher.fetch(feed.url, self._validators.get(feed.id, Validators()))
+        with self._hosts.slot(feed.url):
+            return self._fetcher.fetch(feed.url, self.memory(feed.id).validators)
 
-    def _publish(self, item: _Fetched, report: PollReport) -> list[FutureLike] | None:
-        """Send the articles of one fetch; None when the fetch failed (already recorded)."""
-        feed, result = item.feed, item.result
-        self._metrics.fetches[result.outcome].inc()
+    def _handle(self, feed: FeedConfig, result: FetchResult, report: PollReport) -> _Handled | None:
+        """Count one fetch and send its new articles; None when it failed (already recorded)."""
         self._metrics.fetch_seconds.observe(result.seconds)
         self._metrics.bytes.inc(result.bytes_read)
+        memory = replace(self.memory(feed.id), validators=result.validators)
+        now = self._clock.now()
         if result.outcome == "not_modified":
-            return []
+            report.not_modified += 1
+            return self._quiet(feed, result, "not_modified", memory, now)
         if result.outcome != "ok" or result.body is None:
+            self._metrics.fetches[result.outcome].inc()
             self._record_failure(feed, result.error or result.outcome, result.retry_after, report)
             return None
-        parsed = parse_feed(result.body, result.url, result.content_type)
+        digest = hashlib.blake2b(result.body, digest_size=16).digest()
+        if digest == memory.body_digest:
+            report.unchanged += 1
+            return self._quiet(feed, result, "unchanged", memory, now)
+        self._metrics.fetches["ok"].inc()
+        parsed = self._parse(result.body, result.url, result.content_type)
         self._metrics.entries.inc(len(parsed.entries))
         if parsed.error is not None:
             self._metrics.parse_errors.inc()
@@ -138,48 +199,96 @@ class PollerSource:
             if not parsed.entries:
                 self._record_failure(feed, parsed.error, None, report)
                 return None
-        fetched_at = self._clock.now()
-        futures: list[FutureLike] = []
-        for entry in parsed.entries:
-            article = to_article(feed, entry, fetched_at)
-            if article is not None:
-                futures.append(
-                    self._producer.send(
-                        self._topic, value=encode(article), key=article.article_id.encode()
-                    )
-                )
-        return futures
+        return self._publish(feed, result, parsed, replace(memory, body_digest=digest), report)
 
-    def _settle(self, pending: list[tuple[_Fetched, list[FutureLike]]], report: PollReport) -> None:
-        """Wait for acknowledgements; only then advance validators and schedules."""
+    def _quiet(
+        self, feed: FeedConfig, result: FetchResult, outcome: str, memory: FeedMemory, now: datetime
+    ) -> _Handled:
+        """A fetch with nothing new to parse (304, or the same body again)."""
+        self._metrics.fetches[outcome].inc()
+        floor = freshness_seconds(result.headers, now, memory.ttl_minutes)
+        return _Handled(feed, result, outcome, (), memory, (), floor)
+
+    def _publish(
+        self,
+        feed: FeedConfig,
+        result: FetchResult,
+        parsed: ParsedFeed,
+        memory: FeedMemory,
+        report: PollReport,
+    ) -> _Handled:
+        trusted = memory.guids_trusted and not guids_repeat(parsed.entries)
+        if memory.guids_trusted and not trusted:
+            log.warning("feed_guids_repeat", feed_id=feed.id, fallback="link or content hash")
+        fetched_at = self._clock.now()
+        articles: list[Article] = []
+        for entry in parsed.entries:
+            article = to_article(feed, entry, fetched_at, trust_guid=trusted)
+            if article is not None:
+                articles.append(article)
+        ids = frozenset(a.article_id for a in articles)
+        fresh = [a for a in articles if a.article_id not in memory.entry_ids]
+        if memory.entry_ids and ids and not ids & memory.entry_ids:
+            self._metrics.overflows.labels(feed.id).inc()
+            report.overflows.append(feed.id)
+            log.warning("feed_overflow", feed_id=feed.id, entries=len(ids))
+        futures = tuple(
+            self._producer.send(self._topic, value=encode(a), key=a.article_id.encode())
+            for a in fresh
+        )
+        newest = _newest(articles, fresh, fetched_at, memory.newest)
+        remembered = replace(
+            memory,
+            entry_ids=ids,
+            newest=newest,
+            ttl_minutes=parsed.ttl_minutes,
+            guids_trusted=trusted,
+        )
+        published = tuple(e.published for e in parsed.entries if e.published is not None)
+        floor = freshness_seconds(result.headers, fetched_at, parsed.ttl_minutes)
+        return _Handled(feed, result, "ok", futures, remembered, published, floor)
+
+    def _settle(self, handled: list[_Handled], report: PollReport) -> None:
+        """Wait for acknowledgements; only then advance memory and schedules."""
         now = self._clock.monotonic()
         try:
             self._producer.flush(timeout=self._flush_timeout)
-            for _, futures in pending:
-                for future in futures:
+            for item in handled:
+                for future in item.futures:
                     future.get(timeout=self._flush_timeout)
         except KafkaError as exc:
             self._health.set("broker", False, f"produce failed: {exc!r}")
-            log.warning("publish_failed", error=repr(exc), feeds=len(pending))
-            for item, _ in pending:
-                self._record_failure(item.feed, f"publish failed: {exc!r}", None, report)
-            return
-        self._health.set("broker", True)
-        for item, futures in pending:
-            feed = item.feed
-            self._validators[feed.id] = item.result.validators
-            self._schedule.succeeded(feed.id, now)
-            self._metrics.last_success.labels(feed.id).set(self._clock.now().timestamp())
-            self._metrics.failures.labels(feed.id).set(0)
-            self._stage.produced.inc(len(futures))
-            report.articles += len(futures)
-            log.info(
-                "feed_polled",
-                feed_id=feed.id,
-                outcome=item.result.outcome,
-                articles=len(futures),
-                seconds=round(item.result.seconds, 3),
-            )
+            log.warning("publish_failed", error=repr(exc), feeds=len(handled))
+            for item in handled:
+                if item.futures:
+                    self._record_failure(item.feed, f"publish failed: {exc!r}", None, report)
+            handled = [item for item in handled if not item.futures]
+        else:
+            self._health.set("broker", True)
+        for item in handled:
+            self._advance(item, now, report)
+
+    def _advance(self, item: _Handled, now: float, report: PollReport) -> None:
+        feed = item.feed
+        self._memory[feed.id] = item.memory
+        delay = self._schedule.succeeded(
+            feed.id, now, published=item.published, not_before_seconds=item.floor_seconds
+        )
+        self._metrics.last_success.labels(feed.id).set(self._clock.now().timestamp())
+        self._metrics.failures.labels(feed.id).set(0)
+        self._metrics.interval.labels(feed.id).set(self._schedule.interval(feed.id))
+        if item.memory.newest is not None:
+            self._metrics.newest_entry.labels(feed.id).set(item.memory.newest)
+        self._stage.produced.inc(len(item.futures))
+        report.articles += len(item.futures)
+        log.info(
+            "feed_polled",
+            feed_id=feed.id,
+            outcome=item.outcome,
+            articles=len(item.futures),
+            seconds=round(item.result.seconds, 3),
+            next_in_seconds=round(delay, 1),
+        )
 
     def _record_failure(
         self, feed: FeedConfig, error: str, retry_after: float | None, report: PollReport
@@ -195,3 +304,17 @@ class PollerSource:
             self._producer.flush(timeout=self._flush_timeout)
         except KafkaError as exc:
             log.error("final_flush_failed", error=repr(exc))
+
+
+def _newest(
+    articles: Sequence[Article], fresh: Sequence[Article], seen_at: datetime, before: float | None
+) -> float | None:
+    """Unix time of the feed's newest entry: the latest publication date not in the future,
+    or the first-seen time of a new undated entry; never earlier than what was known."""
+    limit = seen_at.timestamp()
+    times = [min(a.published_at.timestamp(), limit) for a in articles if a.published_at]
+    if any(a.published_at is None for a in fresh):
+        times.append(limit)
+    if before is not None:
+        times.append(before)
+    return max(times) if times else None

@@ -34,6 +34,16 @@ class PollerSettings(CommonSettings):
         " '10.0.0.0/8, 127.0.0.1:8080, [fd00::/8]:443'. Cloud metadata is never allowed.",
     )
 
+    fetch_per_host: int = Field(
+        2, ge=1, le=64, description="Fetches at once to one host (DMZWATCH_FETCH_PER_HOST)"
+    )
+    min_interval_seconds: float = Field(
+        60.0, gt=0, description="Shortest adapted poll interval (DMZWATCH_MIN_INTERVAL_SECONDS)"
+    )
+    max_interval_seconds: float = Field(
+        86400.0, gt=0, description="Longest adapted poll interval (DMZWATCH_MAX_INTERVAL_SECONDS)"
+    )
+
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod
     def _split_allow_list(cls, value: object) -> object:
