@@ -43,10 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("file", nargs="?", help="input JSONL (default: standard input)")
     evaluate = sub.add_parser("eval", help="precision/recall/F1 on labelled JSONL")
     evaluate.add_argument("file", help="labelled JSONL (a 'labels' field per line)")
+    cluster = sub.add_parser("cluster", help="JSONL articles in, JSONL story ids out (offline)")
+    cluster.add_argument("file", help="JSONL with id, url, title, text, source per line")
     feed = sub.add_parser("feed", help="feed tools")
     feed_sub = feed.add_subparsers(dest="feed_command", required=True, metavar="COMMAND")
     check = feed_sub.add_parser("check", help="fetch (or read) and parse one feed; prints JSON")
     check.add_argument("target", help="an http(s) URL or a file path")
+    notify = sub.add_parser("notify", help="notification tools")
+    notify_sub = notify.add_subparsers(dest="notify_command", required=True, metavar="COMMAND")
+    notify_test = notify_sub.add_parser("test", help="send a test message to one subscription")
+    notify_test.add_argument("destination", help="a subscription name from the subscriptions file")
     topics = sub.add_parser("topics", help="topic administration")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True, metavar="COMMAND")
     create = topics_sub.add_parser("create", help="create the topics of deploy/kafka/topics.yaml")
@@ -65,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tail": _tail,
         "classify": _classify,
         "eval": _eval,
+        "cluster": _cluster,
         "feed": _feed_check,
+        "notify": _notify_test,
         "topics": _topics_create,
     }
     return handlers[command](args)
@@ -183,6 +191,16 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from dmzwatch.dedup.cluster import cluster_stream
+
+    with open(args.file, encoding="utf-8") as lines:
+        errors = cluster_stream(lines, sys.stdout)
+    if errors:
+        print(f"{errors} line(s) could not be read (see their 'error')", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def _feed_check(args: argparse.Namespace) -> int:
     from dmzwatch.poller.check import check_feed
     from dmzwatch.poller.fetch import HttpFeedFetcher
@@ -193,6 +211,24 @@ def _feed_check(args: argparse.Namespace) -> int:
     finally:
         fetcher.close()
     return 0
+
+
+def _notify_test(args: argparse.Namespace) -> int:
+    """Exit 0 when the destination accepted the message, 1 when it did not, 2 on bad config."""
+    import os
+
+    from dmzwatch.notifier.sample import send_test
+    from dmzwatch.notifier.settings import NotifierSettings
+    from dmzwatch.shared.clock import SystemClock
+    from dmzwatch.shared.errors import ConfigurationError
+
+    try:
+        result = send_test(NotifierSettings(), args.destination, dict(os.environ), SystemClock())
+    except ConfigurationError as exc:
+        print(json.dumps({"destination": args.destination, "delivered": False, "error": str(exc)}))
+        return 2
+    print(json.dumps(result))
+    return 0 if result["delivered"] else 1
 
 
 def _topics_create(args: argparse.Namespace) -> int:

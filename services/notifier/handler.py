@@ -1,60 +1,49 @@
-"""Notifier handler: logs every alert and delivers it to each matching subscription once."""
+"""Notifier handler: logs every alert and schedules its delivery to each matching subscription.
+
+The handler never makes an HTTP request. For each subscription whose filters the alert passes
+it records the delivery durably in the outbox (a no-op if it was recorded before) and wakes
+that subscription's worker; only then does it return, so the runner commits the Kafka record
+once every destination has its pending record. A crash before that re-delivers the record and
+scheduling it again changes nothing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import structlog
 
-from dmzwatch.notifier.channels import Channel, DeliveryError
 from dmzwatch.notifier.metrics import NotifierMetrics
-from dmzwatch.notifier.subscriptions import Subscription
-from dmzwatch.shared.claims import Claims
+from dmzwatch.notifier.outbox import Outbox
+from dmzwatch.notifier.routes import Route
 from dmzwatch.shared.clock import Clock
 from dmzwatch.shared.messages import Alert, encode
-from dmzwatch.shared.runner import Backoff, Context, Handler, Output, dead_letter
+from dmzwatch.shared.runner import Context, Handler, Output
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    subscription: Subscription
-    channel: Channel
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryPolicy:
-    attempts: int = 4
-    backoff_initial_seconds: float = 0.5
-    backoff_max_seconds: float = 5.0
-    ledger_ttl_seconds: int = 30 * 86400
-
-
 class NotifierHandler(Handler[Alert]):
-    """One alert in; deliveries as side effects; a dead letter per delivery given up on.
+    """One alert in; delivery records out (in the outbox); no Kafka outputs.
 
-    The delivery ledger (a claim per subscription, alert id and version, written after a
-    successful delivery) makes re-delivered alerts and duplicate alerts notify once.
+    Raises :class:`~dmzwatch.shared.errors.RetryableError` when the outbox is unreachable (the
+    runner retries the record, nothing is committed).
     """
 
     def __init__(
         self,
-        routes: Sequence[Route],
-        ledger: Claims,
-        deadletter_topic: str,
+        routes: Callable[[], Sequence[Route]],
+        outbox: Outbox,
         metrics: NotifierMetrics,
         clock: Clock,
-        policy: DeliveryPolicy = DeliveryPolicy(),
+        wake: Callable[[str], None] = lambda subscription: None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
-        self._routes = tuple(routes)
-        self._ledger = ledger
-        self._deadletter_topic = deadletter_topic
+        self._routes = routes
+        self._outbox = outbox
         self._metrics = metrics
         self._clock = clock
-        self._policy = policy
+        self._wake = wake
         self._on_close = on_close
 
     def close(self) -> None:
@@ -67,6 +56,7 @@ class NotifierHandler(Handler[Alert]):
         log.info(
             "alert",
             alert_id=message.id,
+            version=data.version,
             category=data.category,
             status=data.status,
             score=data.score,
@@ -74,58 +64,25 @@ class NotifierHandler(Handler[Alert]):
             url=data.url,
             source=data.source,
         )
-        outputs: list[Output] = []
-        for route in self._routes:
-            if route.subscription.wants(message):
-                failure = self._deliver_once(route, message)
-                if failure is not None:
-                    outputs.append(self._dead_letter(route, message, context, failure))
-        return outputs
-
-    def _deliver_once(self, route: Route, alert: Alert) -> DeliveryError | None:
-        name = route.subscription.name
-        key = self._ledger.key("delivered", name, alert.id, str(alert.data.version))
-        if self._ledger.get(key) is not None:
-            self._metrics.deliveries.labels(name, "duplicate").inc()
-            return None
-        backoff = Backoff(self._policy.backoff_initial_seconds, self._policy.backoff_max_seconds)
-        error: DeliveryError | None = None
-        for attempt in range(1, self._policy.attempts + 1):
-            started = self._clock.monotonic()
-            try:
-                route.channel.deliver(alert)
-            except DeliveryError as exc:
-                error = exc
-                log.warning(
-                    "delivery_failed",
-                    channel=name,
-                    alert_id=alert.id,
-                    attempt=attempt,
-                    error=str(exc),
-                    retryable=exc.retryable,
-                )
-                if not exc.retryable or attempt == self._policy.attempts:
-                    break
-                self._metrics.retries.labels(name).inc()
-                self._clock.sleep(backoff.next())
+        body = encode(message)
+        for route in self._routes():
+            sub = route.subscription
+            if not sub.wants(message):
                 continue
-            self._metrics.delivery_seconds.labels(name).observe(self._clock.monotonic() - started)
-            self._ledger.claim(key, "delivered", self._policy.ledger_ttl_seconds)
-            self._metrics.deliveries.labels(name, "delivered").inc()
-            log.info("delivered", channel=name, alert_id=alert.id, attempts=attempt)
-            return None
-        self._metrics.deliveries.labels(name, "failed").inc()
-        return error
-
-    def _dead_letter(
-        self, route: Route, alert: Alert, context: Context, error: DeliveryError
-    ) -> Output:
-        return dead_letter(
-            self._deadletter_topic,
-            "notifier",
-            context,
-            encode(alert),
-            f"delivery to {route.subscription.name} failed: {error}",
-            "DeliveryError",
-            self._clock.now(),
-        )
+            scheduled = self._outbox.schedule(
+                sub.name,
+                message.id,
+                data.version,
+                body,
+                now=self._clock.now().timestamp(),
+                digest_seconds=sub.digest_seconds,
+                origin=context.token,
+                key=context.key,
+            )
+            if scheduled.created:
+                self._metrics.scheduled.labels(route.channel.kind, sub.name, sub.mode).inc()
+                self._wake(sub.name)
+            else:
+                self._metrics.deliveries.labels(route.channel.kind, sub.name, "duplicate").inc()
+                log.info("delivery_duplicate", subscription=sub.name, alert_id=message.id)
+        return []
