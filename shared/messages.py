@@ -60,6 +60,19 @@ class UniqueArticle(Article):
 
     story_id: str = Field(description="Same for syndicated copies and rewrites of one story")
     first_seen_at: datetime
+    revision: int = Field(
+        1, ge=1, description="1 for the first version; more when the same article changed text"
+    )
+    story_outlets: tuple[str, ...] = Field(
+        (),
+        description="The story's independent outlets so far (this article's included); empty "
+        "from a dedup that predates stories",
+    )
+
+    @property
+    def is_update(self) -> bool:
+        """A changed version of an article passed on before (same id, same story)."""
+        return self.revision > 1
 
 
 class Entities(Message):
@@ -85,7 +98,10 @@ class Decision(Message):
 
 class Corroboration(Message):
     sources: int = Field(ge=1, description="Number of independent outlets carrying the story")
-    outlets: tuple[str, ...]
+    outlets: tuple[str, ...] = Field(
+        description="Those outlets, by registrable domain (mirrors and aggregators of one outlet "
+        "count once)"
+    )
 
 
 class AlertData(Message):
@@ -93,8 +109,14 @@ class AlertData(Message):
 
     schema_version: Literal[1] = 1
     category: str
-    status: Literal["reported", "corroborated"] = "reported"
-    version: int = Field(1, ge=1, description="Grows with each update of the same alert id")
+    status: Literal["reported", "corroborated"] = Field(
+        "reported",
+        description="`reported` when first raised (version 1); `corroborated` in the one update "
+        "sent when the story reaches the configured number of independent outlets",
+    )
+    version: int = Field(
+        1, ge=1, description="Grows with each update of the same alert id; keep the highest"
+    )
     story_id: str
     article_id: str
     title: str
@@ -115,7 +137,9 @@ class Alert(Message):
     """A CloudEvents 1.0 structured-mode JSON event (topics ``alerts.<category>``).
 
     ``id`` is deterministic: the same story and category always give the same id, so consumers
-    can de-duplicate; ``data.version`` orders updates of one alert.
+    can de-duplicate; ``data.version`` orders updates of one alert: version 1 is ``reported``, and
+    at most one update (version 2, ``corroborated``) follows with the same id, on the same topic
+    and key, once enough independent outlets carry the story.
     """
 
     specversion: Literal["1.0"] = "1.0"
@@ -176,7 +200,14 @@ def alert_json_schema() -> dict[str, object]:
     schema["title"] = "dmzwatch alert (CloudEvents 1.0, structured JSON)"
     schema["description"] = (
         "One alert per story and category. `id` is deterministic (same story and category, "
-        "same id); `data.version` grows with each update of the alert (e.g. when `data.status` "
-        "goes from `reported` to `corroborated`), so consumers keep the highest version per id."
+        "same id). An alert is first sent with `data.version` 1 and `data.status` `reported`; "
+        "when copies of the story from enough independent outlets have been seen (mirrors and "
+        "aggregators of one outlet count once; default 3, within the story window), exactly one "
+        "update follows on the same topic with the same `id` and `subject`, `data.version` 2, "
+        "`data.status` `corroborated` and `data.corroboration` filled (the first report's "
+        "title, url and evidence are kept). An update is a whole alert, not a patch: consumers "
+        "keep the highest `data.version` per `id` and ignore lower or equal ones, since "
+        "delivery is at least once and versions may arrive out of order. A consumer that wants "
+        "one notice per event acts on the first `id` it sees."
     )
     return schema

@@ -1,12 +1,10 @@
-"""Turning a decision into alerts: deterministic ids and the one-alert-per-story ledger."""
+"""Turning a decision into alerts: deterministic ids, the first report and its corroboration."""
 
 from __future__ import annotations
 
 import uuid
-from abc import ABC, abstractmethod
 from datetime import datetime
 
-from dmzwatch.shared.claims import Claims
 from dmzwatch.shared.messages import (
     ALERT_TYPE_PREFIX,
     Alert,
@@ -24,30 +22,16 @@ def alert_id(story_id: str, category: str) -> str:
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{story_id}/{category}"))
 
 
-class AlertLedger(ABC):
-    """Decides which article of a story raises the story's alert for a category.
-
-    ``claim`` returns True for the first article of the story to fire the category, and again
-    for that same article if it is re-delivered (so a crash before the alert was produced does
-    not lose it); False for any later copy. Raises :class:`RetryableError` when its store is down.
-    """
-
-    @abstractmethod
-    def claim(self, story_id: str, category: str, article_id: str) -> bool: ...
-
-
-class ClaimAlertLedger(AlertLedger):
-    def __init__(self, claims: Claims, ttl_seconds: int) -> None:
-        self._claims = claims
-        self._ttl = ttl_seconds
-
-    def claim(self, story_id: str, category: str, article_id: str) -> bool:
-        key = self._claims.key("alert", story_id, category)
-        return self._claims.claim(key, article_id, self._ttl).won
-
-
-def build_alert(article: UniqueArticle, decision: Decision, category: str, now: datetime) -> Alert:
-    """The CloudEvent announcing ``category`` for ``article``'s story."""
+def build_alert(
+    article: UniqueArticle,
+    decision: Decision,
+    category: str,
+    now: datetime,
+    outlets: tuple[str, ...] = (),
+) -> Alert:
+    """The CloudEvent announcing ``category`` for ``article``'s story (version 1, reported);
+    ``outlets``: the story's independent outlets so far (default: the article's own)."""
+    outlets = outlets or (article.source,)
     return Alert(
         id=alert_id(article.story_id, category),
         type=ALERT_TYPE_PREFIX + category,
@@ -66,8 +50,21 @@ def build_alert(article: UniqueArticle, decision: Decision, category: str, now: 
             certainty=decision.certainty.get(category, "confirmed"),
             evidence=decision.evidence.get(category, ()),
             entities=decision.entities,
-            corroboration=Corroboration(sources=1, outlets=(article.source,)),
+            corroboration=Corroboration(sources=len(outlets), outlets=outlets),
             feed_tags=article.feed_tags,
             classifier_version=decision.classifier_version,
         ),
     )
+
+
+def corroborated(alert: Alert, outlets: tuple[str, ...], now: datetime) -> Alert:
+    """The one update of ``alert``: same id, version 2, status corroborated, the outlets filled;
+    everything else as first reported."""
+    data = alert.data.model_copy(
+        update={
+            "status": "corroborated",
+            "version": 2,
+            "corroboration": Corroboration(sources=len(outlets), outlets=outlets),
+        }
+    )
+    return alert.model_copy(update={"time": now, "data": data})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import redis
 from prometheus_client import CollectorRegistry
 
-from dmzwatch.classifier.alerts import ClaimAlertLedger
 from dmzwatch.classifier.engine import Classifier
 from dmzwatch.classifier.handler import ClassifierHandler
+from dmzwatch.classifier.ledger import RedisAlertLedger
 from dmzwatch.classifier.metrics import ClassifierMetrics
 from dmzwatch.classifier.settings import ClassifierSettings
-from dmzwatch.shared.claims import TRANSIENT_REDIS_ERRORS, RedisClaims
+from dmzwatch.shared.claims import TRANSIENT_REDIS_ERRORS
 from dmzwatch.shared.clock import Clock
 from dmzwatch.shared.messages import UniqueArticle
 from dmzwatch.shared.runner import ConsumerDefinition
@@ -28,11 +28,14 @@ def build(
 ) -> ConsumerDefinition[UniqueArticle]:
     classifier = classifier or Classifier.from_taxonomy(settings.taxonomy_file)
     topics = settings.topics(classifier.categories)
-    ledger = ClaimAlertLedger(
-        RedisClaims(client, settings.redis_key_prefix), settings.alert_ttl_seconds
-    )
+    ledger = RedisAlertLedger(client, settings.redis_key_prefix, settings.alert_ttl_seconds)
     handler = ClassifierHandler(
-        classifier, ledger, topics, ClassifierMetrics(classifier.categories, registry), clock
+        classifier,
+        ledger,
+        topics,
+        ClassifierMetrics(classifier.categories, registry),
+        clock,
+        settings.corroboration_sources,
     )
     return ConsumerDefinition(
         stage=STAGE,

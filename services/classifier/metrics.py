@@ -4,6 +4,7 @@
   fired); label values come from the taxonomy, so they are bounded.
 - ``dmzwatch_alerts_total{category}``: alerts produced.
 - ``dmzwatch_alerts_suppressed_total{category}``: a later copy of an already-alerted story.
+- ``dmzwatch_alerts_corroborated_total{category}``: corroboration updates (version 2) produced.
 - ``dmzwatch_fetch_to_alert_seconds`` / ``dmzwatch_publish_to_alert_seconds``: see shared metrics.
 """
 
@@ -34,4 +35,11 @@ class ClassifierMetrics:
             registry=registry,
         )
         self.suppressed = {c: suppressed.labels(c) for c in categories}
+        corroborated = Counter(
+            "dmzwatch_alerts_corroborated_total",
+            "Corroboration updates produced: a story alerted on reached enough outlets.",
+            ["category"],
+            registry=registry,
+        )
+        self.corroborated = {c: corroborated.labels(c) for c in categories}
         self.latency = AlertLatencyMetrics(registry)

@@ -19,3 +19,9 @@ class ClassifierSettings(CommonSettings):
     alert_ttl_seconds: int = Field(
         14 * 86400, ge=60, description="How long a story remembers its alerts"
     )
+    corroboration_sources: int = Field(
+        3,
+        ge=1,
+        description="Independent outlets that corroborate a story: its alerts then get one "
+        "update with status corroborated (DMZWATCH_CORROBORATION_SOURCES)",
+    )

@@ -13,6 +13,9 @@ from dmzwatch.shared.topics import TopicCatalogue
 
 
 class DedupHandler(Handler[Article]):
+    """Passes on first sightings and updates (a changed text under a known id), each with its
+    story and the story's outlets so far; drops unchanged repeats."""
+
     def __init__(
         self, store: SeenStore, topics: TopicCatalogue, metrics: DedupMetrics, clock: Clock
     ) -> None:
@@ -26,8 +29,14 @@ class DedupHandler(Handler[Article]):
         if sighting.duplicate is not None:
             self._metrics.duplicates[sighting.duplicate].inc()
             return ()
-        (self._metrics.syndicated if sighting.syndicated else self._metrics.unique).inc()
+        self._metrics.matches[sighting.match].inc()
+        if sighting.match != "update":
+            (self._metrics.syndicated if sighting.syndicated else self._metrics.unique).inc()
         unique = UniqueArticle(
-            **message.model_dump(), story_id=sighting.story_id, first_seen_at=self._clock.now()
+            **message.model_dump(),
+            story_id=sighting.story_id,
+            first_seen_at=sighting.first_seen or self._clock.now(),
+            revision=sighting.revision,
+            story_outlets=sighting.outlets or (message.source,),
         )
         return (Output(self._topic, message.article_id, unique),)

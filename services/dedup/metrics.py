@@ -2,15 +2,18 @@
 
 - ``dmzwatch_dedup_duplicates_total{kind}``: articles dropped as repeats, by kind
   (url, guid, id, content — see ``store.DuplicateKind``).
-- ``dmzwatch_dedup_unique_total{syndicated}``: articles passed on; ``syndicated="true"`` when a
-  verbatim copy from another outlet joined an existing story.
+- ``dmzwatch_dedup_unique_total{syndicated}``: first versions passed on; ``syndicated="true"``
+  when the article joined a story another article started (a copy or a rewrite).
+- ``dmzwatch_dedup_stories_total{match}``: articles passed on by how they found their story
+  (new, exact, near, update — see ``store.Match``); ``update`` counts changed texts of known
+  articles.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from dmzwatch.dedup.store import DUPLICATE_KINDS
+from dmzwatch.dedup.store import DUPLICATE_KINDS, MATCHES
 
 
 class DedupMetrics:
@@ -24,9 +27,16 @@ class DedupMetrics:
         self.duplicates = {kind: duplicates.labels(kind) for kind in DUPLICATE_KINDS}
         unique = Counter(
             "dmzwatch_dedup_unique_total",
-            "Articles passed on, by whether they are another outlet's verbatim copy.",
+            "First versions passed on, by whether they joined a story another article started.",
             ["syndicated"],
             registry=registry,
         )
         self.unique = unique.labels("false")
         self.syndicated = unique.labels("true")
+        matches = Counter(
+            "dmzwatch_dedup_stories_total",
+            "Articles passed on, by how they found their story.",
+            ["match"],
+            registry=registry,
+        )
+        self.matches = {match: matches.labels(match) for match in MATCHES}

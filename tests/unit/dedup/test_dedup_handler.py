@@ -1,10 +1,9 @@
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dmzwatch.dedup.cluster import memory_store
 from dmzwatch.dedup.handler import DedupHandler
 from dmzwatch.dedup.metrics import DedupMetrics
-from dmzwatch.dedup.store import ClaimSeenStore
-from dmzwatch.shared.claims import MemoryClaims
 from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.messages import UniqueArticle
 from dmzwatch.shared.runner import Context
@@ -17,8 +16,9 @@ TOPICS = TopicCatalogue()
 class Harness:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.clock = ManualClock()
         self.handler = DedupHandler(
-            ClaimSeenStore(MemoryClaims(), 3600), TOPICS, DedupMetrics(self.registry), ManualClock()
+            memory_store(self.clock), TOPICS, DedupMetrics(self.registry), self.clock
         )
         self.offset = 0
 
@@ -86,3 +86,39 @@ def test_the_same_text_again_from_the_same_outlet_is_a_repeat(h: Harness) -> Non
         == ()
     )
     assert h.dropped("content") == 1
+
+
+def test_a_changed_text_under_a_known_id_is_an_update_of_the_same_story(h: Harness) -> None:
+    [first] = h.feed(make_article(article_id="u1", summary="Two officials were detained."))
+    h.clock.advance(600)
+    [update] = h.feed(make_article(article_id="u1", summary="Two officials were executed."))
+    value = update.value
+    assert isinstance(value, UniqueArticle)
+    assert value.is_update and value.revision == 2 and value.story_id == "u1"
+    assert value.first_seen_at == first.value.first_seen_at
+    assert h.registry.get_sample_value("dmzwatch_dedup_stories_total", {"match": "update"}) == 1
+
+
+def test_unchanged_repeats_of_an_update_and_a_text_flipping_back_are_dropped(h: Harness) -> None:
+    h.feed(make_article(article_id="u1", summary="First version."))
+    h.feed(make_article(article_id="u1", summary="Second version."))
+    assert h.feed(make_article(article_id="u1", summary="Second version.")) == ()
+    assert h.feed(make_article(article_id="u1", summary="First version.")) == ()
+
+
+def test_a_redelivered_update_gets_the_same_revision(h: Harness) -> None:
+    h.feed(make_article(article_id="u1", summary="First version."))
+    first = h.feed(make_article(article_id="u1", summary="Second version."), offset=50)
+    again = h.feed(make_article(article_id="u1", summary="Second version."), offset=50)
+    assert again[0].value.revision == first[0].value.revision == 2
+
+
+def test_unique_articles_carry_the_story_outlets_so_far(h: Harness) -> None:
+    text = {"title": "Kim meets Moon", "summary": "They met at the border."}
+    h.feed(make_article(article_id="u1", guid="g1", source="wire.example", **text))
+    [out] = h.feed(
+        make_article(
+            article_id="u2", guid="g2", source="m.paper.example", url="https://x.example/2", **text
+        )
+    )
+    assert out.value.story_outlets == ("wire.example", "paper.example")
