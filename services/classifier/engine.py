@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any
 
 from dmzwatch.classifier.entities import Entities, collect_entities
-from dmzwatch.classifier.matcher import Hit, PhraseMatcher, Scan
+from dmzwatch.classifier.matcher import PhraseMatcher
 from dmzwatch.classifier.sentences import sentence_span
+from dmzwatch.classifier.tally import Tally, hedge_starts
 from dmzwatch.classifier.taxonomy import Taxonomy, load_taxonomy, normalise
 
 __all__ = ["Classification", "Classifier", "Entities"]
@@ -36,6 +37,7 @@ __all__ = ["Classification", "Classifier", "Entities"]
 MAX_EVIDENCE = 3
 MAX_EVIDENCE_CHARS = 300
 REPORTED, CONFIRMED = "reported", "confirmed"
+_NOTHING: Mapping[str, Any] = MappingProxyType({})  # no evidence or certainty: no label fired
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,32 +51,22 @@ class Classification:
     entities: Entities
 
 
-class _Tallies(NamedTuple):
-    """Evidence per category (by index) while one article is scored; never leaves ``classify``.
-
-    ``hits`` are the counted (start offset, weight) of each category. A NamedTuple of lists:
-    the cheapest thing to build once per article.
-    """
-
-    totals: list[float]
-    penalties: list[float]
-    hits: list[list[tuple[int, float]]]
-
-
 class Classifier:
     """Scores articles against a :class:`Taxonomy` with one Aho-Corasick pass per article."""
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self._taxonomy = taxonomy
+        self._slope = taxonomy.scoring.slope
         self._matcher = PhraseMatcher(taxonomy)
         self._categories = tuple(c.name for c in taxonomy.categories)
+        self._tally = Tally(self._matcher, taxonomy.scoring, len(self._categories))
         self._thresholds = tuple(c.threshold for c in taxonomy.categories)
         self._hedge_reach = taxonomy.scoring.veto_chars
         self._no_evidence_scores = tuple(self._score(0.0, t, False) for t in self._thresholds)
-        # The trigger specs as plain tuples, unpacked in one step in the per-hit loop.
-        self._trigger_rows = tuple(
-            (t.category, t.weight, t.requires, t.corroborating, t.min_distinct)
-            for t in self._matcher.triggers
+        # Shared by every article without evidence: read-only views of dictionaries that are
+        # never changed.
+        self._no_evidence: Mapping[str, float] = MappingProxyType(
+            dict(zip(self._categories, self._no_evidence_scores, strict=True))
         )
 
     @classmethod
@@ -104,157 +96,68 @@ class Classifier:
         raw = f"{title}\n\n{text or ''}"
         normalised = normalise(raw)
         scan = self._matcher.scan(raw, normalised)
-        totals, penalties, hits_by_category = self._tally(normalised, scan, len(title))
+        entities = collect_entities(raw, scan)
+        if not scan.triggers and not scan.negatives:
+            # The fast reject: no trigger and no negative phrase, so no tally to run. Every
+            # score is the no-evidence one, exactly what the tally would give.
+            return Classification((), self._no_evidence, _NOTHING, _NOTHING, entities)
+        totals, penalties, hits_by_category = self._tally.count(normalised, scan, len(title))
         labels: list[str] = []
         scores: dict[str, float] = {}
         evidence: dict[str, tuple[str, ...]] = {}
         certainty: dict[str, str] = {}
-        for index, name in enumerate(self._categories):
-            total, penalty, hits = totals[index], penalties[index], hits_by_category[index]
+        hedges: list[int] | None = None
+        for name, threshold, prior, total, penalty, hits in zip(
+            self._categories,
+            self._thresholds,
+            self._no_evidence_scores,
+            totals,
+            penalties,
+            hits_by_category,
+            strict=True,
+        ):
             if not hits and not penalty:
-                scores[name] = self._no_evidence_scores[index]  # most categories, most articles
+                scores[name] = prior  # most categories, most articles
                 continue
-            threshold = self._thresholds[index]
             fired = total - penalty >= threshold and bool(hits)
             scores[name] = self._score(total - penalty, threshold, fired)
             if fired:
                 labels.append(name)
                 evidence[name] = _evidence(raw, normalised, hits)
-                certainty[name] = _certainty(hits, total, scan.hedges, self._hedge_reach)
+                if hedges is None:
+                    hedges = hedge_starts(scan)
+                certainty[name] = _certainty(hits, total, hedges, self._hedge_reach)
+        if not labels:
+            return Classification((), MappingProxyType(scores), _NOTHING, _NOTHING, entities)
         return Classification(
-            labels=tuple(labels),
-            scores=MappingProxyType(scores),
-            evidence=MappingProxyType(evidence),
-            certainty=MappingProxyType(certainty),
-            entities=collect_entities(raw, scan),
+            tuple(labels),
+            MappingProxyType(scores),
+            MappingProxyType(evidence),
+            MappingProxyType(certainty),
+            entities,
         )
 
     def _score(self, evidence: float, threshold: float, fired: bool) -> float:
         """The calibrated score: a logistic of the evidence, 0.5 at the threshold."""
         # The exponent is clamped so that a pile of negative phrases cannot overflow exp.
-        exponent = min(700.0, self._taxonomy.scoring.slope * (threshold - evidence))
+        exponent = min(700.0, self._slope * (threshold - evidence))
         score = round(1.0 / (1.0 + math.exp(exponent)), 4)
         if (score >= 0.5) != fired:  # rounding must not move a score across the decision line
             score = 0.5 if fired else 0.4999
         return score
 
-    def _tally(self, text: str, scan: Scan, title_end: int) -> _Tallies:
-        """Sum each category's evidence and penalties (see the header of ``taxonomy.yaml``)."""
-        # Run for every article: plain locals and tuple unpacking rather than helper calls.
-        scoring = self._taxonomy.scoring
-        count = len(self._categories)
-        tallies = _Tallies([0.0] * count, [0.0] * count, [[] for _ in range(count)])
-        vetoes: list[list[int]] = [[] for _ in self._categories]
-        seen_negatives: set[int] = set()
-        negative_specs = self._matcher.negatives
-        for start, _, index in scan.negatives:
-            spec = negative_specs[index]
-            if spec.veto:
-                vetoes[spec.category].append(start)
-            if index not in seen_negatives:  # each distinct negative phrase costs once
-                seen_negatives.add(index)
-                tallies.penalties[spec.category] += spec.weight
-        if not scan.triggers:
-            return tallies
-        for starts in vetoes:
-            starts.sort()
-        contexts = scan.contexts
-        near, veto = scoring.context_chars, scoring.veto_chars
-        title_weight, lead_weight = scoring.title_weight, scoring.lead_weight
-        lead_end = title_end + 2 + scoring.lead_chars
-        repeats: dict[int, int] = {}
-        counted: list[tuple[int, int, float, bool]] = []
-        # Per category, the span of its last counted hit and where that hit is in ``counted``:
-        # overlapping phrases ("defected", "defected to the South") are one piece of evidence,
-        # worth the strongest of them, and one occurrence counts once, in its first group.
-        last: list[tuple[int, int, int]] = [(-1, -1, -1)] * count
-        rows = self._trigger_rows
-        bisect = bisect_left  # a local name: this loop runs for every trigger hit
-        for start, end, index in scan.triggers:
-            category, weight, requires, corroborating, min_distinct = rows[index]
-            vetoed = vetoes[category]
-            if vetoed:
-                at = bisect(vetoed, start - veto)
-                if at < len(vetoed) and vetoed[at] <= end + veto:
-                    continue
-            if requires:
-                low, high = start - near, end + near
-                for group in requires:
-                    found = contexts[group]
-                    at = bisect(found, (low,))
-                    if at < len(found) and found[at][0] <= high:
-                        break
-                else:
-                    continue
-                if min_distinct > 1 and not _distinct(scan, requires, min_distinct, low, high):
-                    continue
-            nth = repeats[index] = repeats.get(index, 0) + 1
-            if start < title_end:
-                weight *= title_weight
-            elif start < lead_end:
-                weight *= lead_weight
-            # The n-th repeat of a phrase adds 1/n: repetition matters, but less and less.
-            hit = (category, start, weight / nth, corroborating)
-            last_start, last_end, slot = last[category]
-            if start <= last_end and last_start <= end:
-                if hit[2] > counted[slot][2]:
-                    counted[slot] = hit
-                if end > last_end:
-                    last[category] = (last_start, end, slot)
-            else:
-                last[category] = (start, end, len(counted))
-                counted.append(hit)
-        anchored = [False] * count
-        for category, _, _, corroborating in counted:
-            if not corroborating:
-                anchored[category] = True
-        # What one sentence of the text adds is capped: a single sentence, however loaded
-        # ("... since the collapse of the 2019 summit between Kim and Trump in Hanoi"), is a
-        # mention, not what the article is about. The title is exempt: it is the subject. Two
-        # hits share a sentence when no ". " or line break stands between them: one search per
-        # counted hit instead of finding every sentence of every article.
-        cap = scoring.sentence_cap
-        runs = [(-1, 0.0)] * count  # per category: (first start of the run, its sum)
-        for category, start, weight, corroborating in counted:
-            if corroborating and not anchored[category]:
-                continue
-            if start >= title_end:
-                run_start, run_sum = runs[category]
-                if (
-                    run_start < 0
-                    or text.find(". ", run_start, start) >= 0
-                    or text.find("\n", run_start, start) >= 0
-                ):
-                    run_start, run_sum = start, 0.0
-                if weight > cap - run_sum:
-                    weight = cap - run_sum
-                    if weight <= 0:
-                        continue
-                runs[category] = (run_start, run_sum + weight)
-            tallies.totals[category] += weight
-            tallies.hits[category].append((start, weight))
-        return tallies
 
-
-def _certainty(hits: list[tuple[int, float]], total: float, hedges: list[Hit], reach: int) -> str:
-    """ "reported" when half the evidence weight has a hedge within ``reach`` (its sentence)."""
+def _certainty(hits: list[tuple[int, float]], total: float, hedges: list[int], reach: int) -> str:
+    """ "reported" when half the evidence weight has a hedge (``hedges``: where each starts)
+    within ``reach`` (its sentence)."""
+    if not hedges:
+        return REPORTED if total <= 0 else CONFIRMED  # what the loop below gives, sooner
     hedged = 0.0
     for start, weight in hits:
-        at = bisect_left(hedges, (start - reach,))
-        if at < len(hedges) and hedges[at][0] <= start + reach:
+        at = bisect_left(hedges, start - reach)
+        if at < len(hedges) and hedges[at] <= start + reach:
             hedged += weight
     return REPORTED if 2 * hedged >= total else CONFIRMED
-
-
-def _distinct(scan: Scan, groups: tuple[int, ...], minimum: int, low: int, high: int) -> bool:
-    """Whether ``minimum`` different phrases of the context ``groups`` start in range."""
-    distinct = {
-        phrase
-        for group in groups
-        for start, _, phrase in scan.contexts[group]
-        if low <= start <= high
-    }
-    return len(distinct) >= minimum
 
 
 def _evidence(raw: str, text: str, hits: list[tuple[int, float]]) -> tuple[str, ...]:

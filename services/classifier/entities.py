@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dmzwatch.classifier.matcher import Scan
-
-_PAYLOAD = itemgetter(2)
 
 # Name cues found by the scan: a title ("President") or a Korean surname ("Kim").
 TITLE, SURNAME = -1, -2
@@ -73,39 +70,42 @@ def collect_entities(raw: str, scan: Scan) -> Entities:
     people: dict[str, str] = {}  # comparison key -> first spelling seen
     read: dict[str, tuple[str | None, int]] = {}  # cue and what follows -> (name, its length)
     named_until = -1  # end of the last name read, so "Kim" inside it is not read again
-    for start, last, cue in scan.name_cues:
-        # Most cues are not followed by a capitalised word ("officials said", "song"): a
-        # look at the next characters ends those before any pattern runs.
-        if start < named_until or not (
-            raw[last + 2 : last + 3].isupper() or raw[last + 1 : last + 2] == "."
-        ):
-            continue
-        # A story names the same people again and again ("Kim Jong Un said"): read each
-        # spelling once.
-        window = raw[start : last + 24]
-        known = read.get(window)
-        if known is not None:
-            name, length = known
+    for position, key in scan.name_cues:
+        start = position - key.length
+        last = position - key.tail
+        for cue in key.name_cues:  # one cue per phrase, unless a title is also a surname
+            # Most cues are not followed by a capitalised word ("officials said", "song"): a
+            # look at the next characters ends those before any pattern runs.
+            if start < named_until or not (
+                raw[last + 2 : last + 3].isupper() or raw[last + 1 : last + 2] == "."
+            ):
+                continue
+            # A story names the same people again and again ("Kim Jong Un said"): read each
+            # spelling once.
+            window = raw[start : last + 24]
+            known = read.get(window)
+            if known is not None:
+                name, length = known
+                if name:
+                    named_until = start + length
+                continue
+            if cue == TITLE:
+                name, named_end = _name_after_title(raw, start, last + 1)
+            elif raw[start].isupper():
+                name, named_end = _korean_name(raw, start, last + 1)
+            else:
+                continue
+            read[window] = (name, named_end - start)
             if name:
-                named_until = start + length
-            continue
-        if cue == TITLE:
-            name, named_end = _name_after_title(raw, start, last + 1)
-        elif raw[start].isupper():
-            name, named_end = _korean_name(raw, start, last + 1)
-        else:
-            continue
-        read[window] = (name, named_end - start)
-        if name:
-            named_until = named_end
-            people.setdefault(name.lower().replace("-", " "), name)
+                named_until = named_end
+                people.setdefault(name.lower().replace("-", " "), name)
     # Gazetteer names are taken as found, whatever their case: the few that are also common
     # words ("china" the porcelain) are too rare in this news to pay a check on every hit.
     names = tuple(people.values())
     return Entities(
         _drop_partial_names(names) if len(names) > 1 else names,
-        tuple(dict.fromkeys(map(_PAYLOAD, scan.places))),
-        tuple(dict.fromkeys(map(_PAYLOAD, scan.organisations))),
+        tuple(scan.places),
+        tuple(scan.organisations),
     )
 
 

@@ -2,15 +2,21 @@
 
 The automaton holds trigger, context, negative and hedge phrases and the entity gazetteers, so
 one pass over the normalised text finds everything the engine needs, with where it stands.
-Word boundaries are part of the automaton's keys and exact-case checks for capitalised phrases
-are done per hit, never over the whole text: the scan costs little more than the automaton's
-own pass, which is what keeps classification at about 10,000 articles/s per core.
+Word boundaries are part of the automaton's keys, so it never even reports "us" inside "thus".
+
+Every hit costs Python time, and a 2 KB news article has about 55 of them, most of them context or
+gazetteer phrases ("Seoul", "officials") that matter only near a trigger or as a list of names.
+So the scan does as little as it can per hit: each automaton key's value is a :class:`Key`
+compiled with everything it means, and the scan files the automaton's own (position, key) pair
+into the lists that need it, or the name it gives into a dictionary. Only exact-case checks are
+done on the spot; offsets and evidence are worked out later, for the few hits that get that far.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import ahocorasick
@@ -18,43 +24,69 @@ import ahocorasick
 from dmzwatch.classifier.entities import SURNAME, TITLE
 from dmzwatch.classifier.taxonomy import Phrase, Taxonomy
 
-# Where a hit goes: the scan appends (start, end, payload) to one list per destination;
-# context group g goes to list CONTEXTS + g.
-TRIGGERS, NEGATIVES, HEDGES, PLACES, ORGANISATIONS, NAME_CUES, CONTEXTS = range(7)
+# What a key means, as bit flags of Key.kind: which of the scan's collections its hits go to.
+# An EXACT key has a phrase written in capitals ("US"): its meaning depends on the spelling.
+# SEVERAL_NAMES marks the rare key that names more than one place or organisation.
+CONTEXT, PLACE, ORGANISATION, TRIGGER, NEGATIVE, HEDGE, NAME_CUE, EXACT, SEVERAL_NAMES = (
+    1 << bit for bit in range(9)
+)
+# Common kinds of hit with a branch of their own in the scan: "Seoul", "Workers' Party",
+# "President".
+_PLACE_CONTEXT = PLACE | CONTEXT
+_ORGANISATION_CONTEXT = ORGANISATION | CONTEXT
+_CUE_CONTEXT = NAME_CUE | CONTEXT
 
 # Characters a word may start after and end before. Matching is done on " " + text + " " with
 # every phrase keyed between one of each (a stem phrase, "re-defect*", only with a start), so
-# the automaton never even reports "us" inside "thus", "korea" inside "korean" or the surname
-# "o" inside every word: every reported hit costs Python time, so few hits keep the scan fast.
+# the automaton never reports "korea" inside "korean" or the surname "o" inside every word.
 _WORD_STARTS = (" ", "\n")
 _WORD_ENDS = (" ", "\n", ",", ".", "'", ":", ";", "?", "!")
 
-# (destination, payload, exact): what a key means; several phrases may share one key. The
-# payload is a trigger or negative spec index, a context phrase index, a name cue (TITLE,
-# SURNAME) or, for gazetteer hits, the canonical name itself.
-Entry = tuple[int, int | str, str | None]
-# (start offset, end offset, destination, payload, entries): a hit ending at automaton
-# position p covers the text from p - start offset to p - end offset (inclusive). Most keys
-# mean one thing in any case: their destination and payload are in the value and ``entries``
-# is None; other keys list every entry (several meanings, or an exact spelling to check).
-Value = tuple[int, int, int, int | str, tuple[Entry, ...] | None]
-# (start, end inclusive, payload)
-Hit = tuple[int, int, int]
-NameHit = tuple[int, int, str]
+# A trigger phrase as the tally reads it, unpacked in one step per hit: (its index among the
+# taxonomy's trigger phrases, category index, weight, the context groups of which one must be
+# near, as a bit mask and as group indices (none needed: 0 and ()), corroborating,
+# min_distinct). A corroborating trigger counts only next to another trigger of its category;
+# min_distinct is how many different phrases of the groups must be near.
+Trigger = tuple[int, int, float, int, tuple[int, ...], bool, int]
+
+_NO_SPELLINGS: Mapping[str, Any] = MappingProxyType({})  # what a key without capitals has
+
+# (destination, payload, exact spelling or None): one meaning of a phrase while compiling.
+_Entry = tuple[str, int | str | Trigger, str | None]
 
 
 @dataclass(frozen=True, slots=True)
-class TriggerSpec:
-    """A trigger phrase of ``category`` (index) adding ``weight``; ``requires`` lists context
-    group indices of which one must be near (empty: none needed), ``min_distinct`` how many
-    different phrases of them; a ``corroborating`` trigger counts only next to another trigger
-    of its category."""
+class Key:
+    """What an automaton key means. Found at automaton position ``p`` (the index of its last
+    character in " " + text + " "), it covers the text from ``p - length`` to ``p - tail``.
 
-    category: int
-    weight: float
-    requires: tuple[int, ...]
-    corroborating: bool
-    min_distinct: int
+    ``kind`` has a flag for each collection of :class:`Scan` the hit belongs in; the other
+    fields are what the hit means there: canonical ``places`` and ``organisations`` (and
+    ``name``, when the key names just one), the context groups (``contexts``, a bit per
+    group) and (group, phrase index) ``context_phrases``, :data:`Trigger` rows, negative spec
+    indices, hedges (0 each) and name cues (TITLE, SURNAME). An EXACT key instead maps each
+    spelling of its capitalised phrases in the original text to the key it then is
+    (``by_spelling``; any other spelling: ``otherwise``, None if it then means nothing).
+    """
+
+    kind: int
+    length: int
+    tail: int
+    contexts: int = 0
+    name: str = ""
+    places: tuple[str, ...] = ()
+    organisations: tuple[str, ...] = ()
+    context_phrases: tuple[tuple[int, int], ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    negatives: tuple[int, ...] = ()
+    hedges: tuple[int, ...] = ()
+    name_cues: tuple[int, ...] = ()
+    by_spelling: Mapping[str, Key | None] = field(default_factory=lambda: _NO_SPELLINGS)
+    otherwise: Key | None = None
+
+
+# A hit as the automaton reports it: (position, key); see Key for its offsets in the text.
+Hit = tuple[int, Key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,124 +100,214 @@ class NegativeSpec:
 
 
 class Scan(NamedTuple):
-    """What one pass over an article found: (start, end inclusive, payload) hits.
+    """What one pass over an article found: its hits, each list in the order the automaton
+    reported them (by end position).
 
-    ``triggers`` carry trigger spec indices, ``negatives`` negative spec indices, ``hedges``
-    nothing, ``places``/``organisations`` canonical names, ``name_cues`` TITLE or SURNAME,
-    and ``contexts[g]`` (context group g, sorted by start) context phrase indices. A NamedTuple
-    (immutable, and the cheapest object to build once per article) of the scan's own lists,
-    which are not copied and must be treated as read-only.
+    ``located`` holds the context hits, ``triggers``, ``negatives``, ``hedges`` and
+    ``name_cues`` what their names say; ``places`` and ``organisations`` the canonical names
+    found, in order of first mention; ``longest`` is the most characters a hit covers. A
+    NamedTuple (the cheapest object to build once per article) of the scan's own collections,
+    which callers must treat as read-only.
     """
 
+    located: list[Hit]
     triggers: list[Hit]
     negatives: list[Hit]
     hedges: list[Hit]
-    places: list[NameHit]
-    organisations: list[NameHit]
     name_cues: list[Hit]
-    contexts: list[list[Hit]]
+    places: dict[str, None]
+    organisations: dict[str, None]
+    longest: int
 
 
 class PhraseMatcher:
     """The compiled taxonomy. Immutable after construction; safe to share between threads."""
 
     def __init__(self, taxonomy: Taxonomy) -> None:
-        table: dict[tuple[str, bool], list[Entry]] = {}
+        table: dict[tuple[str, bool], list[_Entry]] = {}
 
-        def add(phrase: Phrase, destination: int, payload: int | str) -> None:
+        def add(phrase: Phrase, destination: str, payload: int | str | Trigger) -> None:
             entry = (destination, payload, phrase.exact)
             table.setdefault((phrase.key, phrase.stem), []).append(entry)
 
         context_names = tuple(taxonomy.contexts)
-        context_groups: list[int] = []  # context phrase index -> its group
+        context_phrases = 0  # how many so far: each one's index
         for group_index, name in enumerate(context_names):
             for phrase in taxonomy.contexts[name]:
-                add(phrase, CONTEXTS + group_index, len(context_groups))
-                context_groups.append(group_index)
-        triggers: list[TriggerSpec] = []
+                add(phrase, f"context {group_index}", context_phrases)
+                context_phrases += 1
+        triggers: list[Trigger] = []
         negatives: list[NegativeSpec] = []
         for cat_index, category in enumerate(taxonomy.categories):
             for group in category.triggers:
                 requires = tuple(context_names.index(r) for r in group.requires)
+                mask = sum(1 << r for r in set(requires))
                 for phrase in group.phrases:
-                    add(phrase, TRIGGERS, len(triggers))
-                    spec = TriggerSpec(
-                        cat_index, group.weight, requires, group.corroborating, group.min_distinct
+                    trigger = (
+                        len(triggers),
+                        cat_index,
+                        group.weight,
+                        mask,
+                        requires,
+                        group.corroborating,
+                        group.min_distinct,
                     )
-                    triggers.append(spec)
+                    add(phrase, "triggers", trigger)
+                    triggers.append(trigger)
             for group in category.negatives:
                 for phrase in group.phrases:
-                    add(phrase, NEGATIVES, len(negatives))
+                    add(phrase, "negatives", len(negatives))
                     negatives.append(NegativeSpec(cat_index, group.weight, group.veto))
         for phrase in taxonomy.hedges:
-            add(phrase, HEDGES, 0)
+            add(phrase, "hedges", 0)
         lexicon = taxonomy.entities
         for destination, gazetteer in (
-            (PLACES, lexicon.places),
-            (ORGANISATIONS, lexicon.organisations),
+            ("places", lexicon.places),
+            ("organisations", lexicon.organisations),
         ):
             for name, aliases in gazetteer.items():
                 for phrase in aliases:
                     add(phrase, destination, name)
         for cue, phrases in ((TITLE, lexicon.titles), (SURNAME, lexicon.korean_surnames)):
             for phrase in phrases:
-                add(phrase, NAME_CUES, cue)
+                add(phrase, "name_cues", cue)
 
         automaton: Any = ahocorasick.Automaton()
         for (key, stem), entries in table.items():
             # A phrase starting with punctuation (": reports") needs no word start.
             leads = _WORD_STARTS if key[0].isalnum() else ("",)
-            ends = ("",) if stem else _WORD_ENDS
-            for lead in leads:
-                for tail in ends:
-                    # Offsets are relative to " " + text: one more than in the text itself.
-                    destination, payload, exact = entries[0]
-                    simple = len(entries) == 1 and exact is None
-                    value: Value = (
-                        len(key) + len(tail),
-                        len(tail) + 1,
-                        destination,
-                        payload,
-                        None if simple else tuple(entries),
-                    )
+            for tail in ("",) if stem else _WORD_ENDS:
+                # Offsets are relative to " " + text: one more than in the text itself.
+                value = _compile(entries, len(key) + len(tail), len(tail) + 1)
+                for lead in leads:
                     automaton.add_word(lead + key + tail, value)
         automaton.make_automaton()
         self._automaton = automaton
-        self.triggers: tuple[TriggerSpec, ...] = tuple(triggers)
+        self._longest = max((len(key) for key, _ in table), default=0) + 1
+        self.triggers: tuple[Trigger, ...] = tuple(triggers)
         self.negatives: tuple[NegativeSpec, ...] = tuple(negatives)
-        self.context_count = len(context_names)
-        self.context_groups: tuple[int, ...] = tuple(context_groups)
 
     def scan(self, raw: str, text: str) -> Scan:
         """Scan ``text`` (``normalise(raw)``, same length) and return every hit."""
-        # The hot path, run for every hit of every article: one uniform append per hit, no
-        # branching on what was hit, no helper calls, bound methods looked up once.
-        found: list[list[Any]] = [[] for _ in range(CONTEXTS + self.context_count)]
-        append = [hits.append for hits in found]
-        for position, (start_offset, end_offset, destination, payload, entries) in self._iter(
-            f" {text} "
-        ):
-            if entries is None:
-                append[destination]((position - start_offset, position - end_offset, payload))
-                continue
-            start = position - start_offset
-            end = position - end_offset
-            for destination, payload, exact in entries:
-                if exact is None or raw[start : end + 1] == exact:
-                    append[destination]((start, end, payload))
-        contexts = found[CONTEXTS:]
-        for hits in contexts:
-            hits.sort()  # they come in order of their end; a long phrase may start earlier
+        # The hot path, run for every hit of every article: the commonest kinds of key are
+        # tested first, and a hit is filed as the automaton made it.
+        located: list[Hit] = []
+        triggers: list[Hit] = []
+        negatives: list[Hit] = []
+        hedges: list[Hit] = []
+        name_cues: list[Hit] = []
+        places: dict[str, None] = {}
+        organisations: dict[str, None] = {}
+        for hit in self._automaton.iter(f" {text} "):
+            key = hit[1]
+            kind = key.kind
+            if kind == CONTEXT:
+                located.append(hit)
+            elif kind == _PLACE_CONTEXT:
+                located.append(hit)
+                places[key.name] = None
+            elif kind == TRIGGER:
+                triggers.append(hit)
+            elif kind == PLACE:
+                places[key.name] = None
+            elif kind == ORGANISATION:
+                organisations[key.name] = None
+            elif kind == _ORGANISATION_CONTEXT:
+                located.append(hit)
+                organisations[key.name] = None
+            elif kind == _CUE_CONTEXT:
+                located.append(hit)
+                name_cues.append(hit)
+            elif kind == NAME_CUE:
+                name_cues.append(hit)
+            else:
+                # Everything else, in general: an exact spelling to check, a key with several
+                # meanings or several names.
+                if kind & EXACT:
+                    position = hit[0]
+                    spelling = raw[position - key.length : position - key.tail + 1]
+                    resolved = key.by_spelling.get(spelling, key.otherwise)
+                    if resolved is None:
+                        continue
+                    key, kind = resolved, resolved.kind
+                    hit = (position, key)
+                if kind & CONTEXT:
+                    located.append(hit)
+                for name in key.places:
+                    places[name] = None
+                for name in key.organisations:
+                    organisations[name] = None
+                if kind & TRIGGER:
+                    triggers.append(hit)
+                if kind & NEGATIVE:
+                    negatives.append(hit)
+                if kind & HEDGE:
+                    hedges.append(hit)
+                if kind & NAME_CUE:
+                    name_cues.append(hit)
         return Scan(
-            found[TRIGGERS],
-            found[NEGATIVES],
-            found[HEDGES],
-            found[PLACES],
-            found[ORGANISATIONS],
-            found[NAME_CUES],
-            contexts,
+            located,
+            triggers,
+            negatives,
+            hedges,
+            name_cues,
+            places,
+            organisations,
+            self._longest,
         )
 
-    def _iter(self, text: str) -> Iterator[tuple[int, Value]]:
-        found: Iterator[tuple[int, Value]] = self._automaton.iter(text)
-        return found
+
+def _compile(entries: list[_Entry], length: int, tail: int) -> Key:
+    """The automaton value of a key with these meanings (in file order); ``length`` and
+    ``tail`` as in :class:`Key`."""
+    spellings = {exact for _, _, exact in entries if exact is not None}
+    plain = _key([(d, p) for d, p, exact in entries if exact is None], length, tail)
+    if not spellings:
+        assert plain is not None  # a key is only made for a phrase, so it means something
+        return plain
+    by_spelling = {
+        spelling: _key([(d, p) for d, p, e in entries if e in (None, spelling)], length, tail)
+        for spelling in sorted(spellings)
+    }
+    return Key(EXACT, length, tail, by_spelling=by_spelling, otherwise=plain)
+
+
+def _key(meanings: list[tuple[str, int | str | Trigger]], length: int, tail: int) -> Key | None:
+    """A key with these (destination, payload) meanings, in file order; None without any."""
+    if not meanings:
+        return None
+    fields: dict[str, list[Any]] = {}
+    for destination, payload in meanings:
+        fields.setdefault(destination, []).append(payload)
+    phrases = tuple(
+        (int(destination.split()[1]), phrase)
+        for destination, phrase in meanings
+        if destination.startswith("context ") and isinstance(phrase, int)
+    )
+    places = tuple(fields.get("places", ()))
+    organisations = tuple(fields.get("organisations", ()))
+    groups = sum(1 << group for group in {group for group, _ in phrases})
+    kinds = (
+        (CONTEXT, phrases),
+        (PLACE, places),
+        (ORGANISATION, organisations),
+        (SEVERAL_NAMES, len(places) + len(organisations) > 1),
+        (TRIGGER, "triggers" in fields),
+        (NEGATIVE, "negatives" in fields),
+        (HEDGE, "hedges" in fields),
+        (NAME_CUE, "name_cues" in fields),
+    )
+    return Key(
+        kind=sum(flag for flag, present in kinds if present),
+        length=length,
+        tail=tail,
+        contexts=groups,
+        name=(places + organisations)[0] if len(places) + len(organisations) == 1 else "",
+        places=places,
+        organisations=organisations,
+        context_phrases=phrases,
+        triggers=tuple(fields.get("triggers", ())),
+        negatives=tuple(fields.get("negatives", ())),
+        hedges=tuple(fields.get("hedges", ())),
+        name_cues=tuple(fields.get("name_cues", ())),
+    )

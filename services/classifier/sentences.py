@@ -27,14 +27,26 @@ def sentence_span(raw: str, text: str, offset: int) -> tuple[int, int]:
     ``text`` is ``normalise(raw)``. A sentence reaching further than 400 characters from
     ``offset`` is cut there.
     """
-    low = max(0, offset - _REACH)
-    high = min(len(text), offset + _REACH)
+    low = offset - _REACH if offset > _REACH else 0
+    high = offset + _REACH if offset + _REACH < len(text) else len(text)
     at = text.rfind(". ", low, offset)
-    while at > 0 and _closes_abbreviation(raw, at):
+    while at > 0:
+        # Four lower-case letters before the period: a sentence end, as abbreviations are
+        # capitalised or short. Most periods are, and this test spares them a call.
+        before = raw[at - 4 : at] if at >= 4 else raw[:at]
+        if (before.islower() and before.isalpha()) or not _closes_abbreviation(raw, at):
+            break
         at = text.rfind(". ", low, at)
-    start = max(low, at + 2 if at >= 0 else low, text.rfind("\n", low, offset) + 1)
+    start = at + 2 if at >= 0 else low
+    # A line break after the sentence end found is nearer: look only there.
+    line = text.rfind("\n", start, offset)
+    if line >= 0:
+        start = line + 1
     at = text.find(". ", offset, high)
-    while at > 0 and _closes_abbreviation(raw, at):
+    while at > 0:
+        before = raw[at - 4 : at] if at >= 4 else raw[:at]
+        if (before.islower() and before.isalpha()) or not _closes_abbreviation(raw, at):
+            break
         at = text.find(". ", at + 1, high)
     end = at + 1 if at >= 0 else high
     line = text.find("\n", offset, end)
