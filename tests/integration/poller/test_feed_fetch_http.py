@@ -11,13 +11,14 @@ import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
 
 from dmzwatch.poller.fetch import HttpFeedFetcher, Validators
 from dmzwatch.poller.ssrf import AddressPolicy
+from tests.scripted_http import ScriptedHandler
 
 FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Local</title>
@@ -52,32 +53,8 @@ class FeedServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(ScriptedHandler):
     server: FeedServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def reply(self, status: int, body: bytes = b"", **headers: str) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def trickle(self, data: bytes) -> None:
-        """Send ``data`` one byte a second until done, the client leaves or the test ends."""
-        for i in range(len(data)):
-            try:
-                self.wfile.write(data[i : i + 1])
-                self.wfile.flush()
-            except OSError:
-                return
-            if self.server.stopping.wait(1.0):
-                return
-        self.close_connection = True
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path

@@ -21,7 +21,7 @@ import tracemalloc
 import zlib
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from dmzwatch.shared.clock import SystemClock
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.metrics import StageMetrics
 from tests.fakes import FakeProducer
+from tests.scripted_http import ScriptedHandler
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "feeds"
 MiB = 1024 * 1024
@@ -114,32 +115,8 @@ class HostileServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.port}{path}"
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(ScriptedHandler):
     server: HostileServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def reply(self, status: int, body: bytes, **headers: str) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def trickle(self, data: bytes) -> None:
-        """One byte a second until done, the client leaves or the tests end."""
-        for i in range(len(data)):
-            try:
-                self.wfile.write(data[i : i + 1])
-                self.wfile.flush()
-            except OSError:
-                return
-            if self.server.stopping.wait(1.0):
-                return
-        self.close_connection = True
 
     def do_GET(self) -> None:
         if self.path in self.server.static:
