@@ -15,6 +15,10 @@
 - ``dmzwatch_poller_overflows_total{feed_id}``: polls in which every entry was new on a feed
   polled before: items were probably missed between polls (logged as ``feed_overflow``).
 - ``dmzwatch_poller_feed_interval_seconds{feed_id}``: each feed's adapted polling interval.
+- ``dmzwatch_poller_lease_claims_total{outcome}``: feed lease claims by this replica, ``won``
+  or ``lost`` (another replica holds the feed this interval, or took it over).
+- ``dmzwatch_poller_feeds_owned``: feeds whose lease this replica holds.
+- ``dmzwatch_poller_replicas``: poller replicas alive, as this replica last saw them.
 ``feed_id`` values come from the feed list, so they are bounded.
 """
 
@@ -80,4 +84,21 @@ class PollerMetrics:
             "Adapted polling interval of each feed.",
             ["feed_id"],
             registry=registry,
+        )
+        lease_claims = Counter(
+            "dmzwatch_poller_lease_claims_total",
+            "Feed lease claims of this replica by outcome (won, lost).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.lease_claims = lease_claims
+        for outcome in ("won", "lost"):
+            lease_claims.labels(outcome)
+        self.feeds_owned = Gauge(
+            "dmzwatch_poller_feeds_owned",
+            "Feeds whose lease this replica holds.",
+            registry=registry,
+        )
+        self.replicas = Gauge(
+            "dmzwatch_poller_replicas", "Poller replicas alive, as last seen.", registry=registry
         )

@@ -30,6 +30,7 @@ from dmzwatch.poller.feeds import FeedConfig
 from dmzwatch.poller.fetch import FeedFetcher, FetchResult, Validators
 from dmzwatch.poller.freshness import freshness_seconds
 from dmzwatch.poller.hosts import HostLimiter, interleave_by_host
+from dmzwatch.poller.leases import FeedOwnership
 from dmzwatch.poller.metrics import PollerMetrics
 from dmzwatch.poller.normalise import guids_repeat, to_article
 from dmzwatch.poller.parse import ParsedFeed, parse_feed
@@ -107,8 +108,10 @@ class PollerSource:
         flush_timeout_seconds: float = 60.0,
         per_host_limit: int = 2,
         parser: Callable[[bytes, str, str | None], ParsedFeed] = parse_feed,
+        ownership: FeedOwnership | None = None,
     ) -> None:
         self._feeds = tuple(feeds)
+        self._ownership = ownership
         self._fetcher = fetcher
         self._producer = producer
         self._topic = topic
@@ -137,14 +140,45 @@ class PollerSource:
         try:
             while not self._stopping.is_set():
                 self._health.beat()
-                due = self._schedule.due(self._clock.monotonic())
-                if due:
-                    self.poll(due)
+                if self.poll_due() is not None:
                     continue
-                wait = self._schedule.next_due() - self._clock.monotonic()
+                wait = self._next_wake() - self._clock.monotonic()
                 self._clock.sleep(max(0.0, min(wait, 0.5)))
         finally:
             self.close()
+
+    def poll_due(self) -> PollReport | None:
+        """One turn of the loop: poll the feeds due now (with ``ownership``, only those whose
+        lease this replica wins, moved afterwards to their next due time); None when none."""
+        due = self._schedule.due(self._clock.monotonic())
+        ownership = self._ownership
+        if ownership is None:
+            return self.poll(due) if due else None
+        due = ownership.select(due, self._schedule.interval)
+        for feed in due:
+            inherited = ownership.take_inherited(feed.id)
+            if inherited is not None:
+                # Newly won: another replica may have fetched it since, so anything remembered
+                # here is stale; its validators came with the lease.
+                self._memory[feed.id] = FeedMemory(validators=inherited)
+        if not due:
+            ownership.beat()
+            return None
+        report = self.poll(due)
+        ownership.settled(
+            {f.id: (self._schedule.due_at(f.id), self.memory(f.id).validators) for f in due}
+        )
+        return report
+
+    def _next_wake(self) -> float:
+        """Monotonic time of the next feed due (and, when shared, not deferred by a lease)."""
+        ownership = self._ownership
+        if ownership is None:
+            return self._schedule.next_due()
+        return min(
+            (max(self._schedule.due_at(f.id), ownership.not_before(f.id)) for f in self._feeds),
+            default=float("inf"),
+        )
 
     def poll_all(self) -> PollReport:
         """Fetch every feed now, whatever its schedule (``dmzwatch demo``)."""
@@ -299,6 +333,8 @@ class PollerSource:
         log.warning("feed_failed", feed_id=feed.id, error=error, retry_in_seconds=round(delay, 1))
 
     def close(self) -> None:
+        if self._ownership is not None:
+            self._ownership.close()
         self._pool.shutdown(wait=True)
         try:
             self._producer.flush(timeout=self._flush_timeout)
