@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dmzwatch.poller.feeds import load_feeds
 from dmzwatch.poller.fetch import HttpFeedFetcher
+from dmzwatch.poller.leases import FeedOwnership, RedisFeedLeases
 from dmzwatch.poller.metrics import PollerMetrics
 from dmzwatch.poller.schedule import IntervalPolicy, Schedule
 from dmzwatch.poller.service import PollerSource
 from dmzwatch.poller.settings import PollerSettings
 from dmzwatch.poller.ssrf import AddressPolicy
+from dmzwatch.shared.claims import connect_redis
 from dmzwatch.shared.kafka import make_producer
 from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.service import ServiceProcess
@@ -26,6 +28,21 @@ def main() -> None:
         address_policy=AddressPolicy.from_entries(settings.fetch_allow_networks),
     )
     producer = make_producer(settings, client_id="dmzwatch-poller")
+    metrics = PollerMetrics(process.registry)
+    ownership = None
+    if settings.poller_leases:
+        leases = RedisFeedLeases(
+            connect_redis(settings.redis_url.get_secret_value()),
+            settings.redis_key_prefix,
+            settings.poller_replica_id,
+        )
+        ownership = FeedOwnership(
+            leases,
+            process.clock,
+            metrics=metrics,
+            alive_seconds=settings.poller_replica_alive_seconds,
+            grace_seconds=settings.poller_takeover_grace_seconds,
+        )
     source = PollerSource(
         feeds=feeds,
         fetcher=fetcher,
@@ -39,12 +56,13 @@ def main() -> None:
                 max_interval_seconds=settings.max_interval_seconds,
             ),
         ),
-        metrics=PollerMetrics(process.registry),
+        metrics=metrics,
         stage_metrics=StageMetrics(STAGE, process.registry),
         health=process.health,
         clock=process.clock,
         concurrency=settings.fetch_concurrency,
         per_host_limit=settings.fetch_per_host,
+        ownership=ownership,
     )
     process.on_stop_signal(source.stop)
     try:

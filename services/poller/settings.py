@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +12,10 @@ from pydantic_settings import NoDecode
 
 from dmzwatch.poller.ssrf import parse_allow_list
 from dmzwatch.shared.settings import CommonSettings
+
+
+def _default_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 class PollerSettings(CommonSettings):
@@ -36,6 +42,29 @@ class PollerSettings(CommonSettings):
 
     fetch_per_host: int = Field(
         2, ge=1, le=64, description="Fetches at once to one host (DMZWATCH_FETCH_PER_HOST)"
+    )
+    # Replicas: several pollers share the feed list through leases in Redis (leases.py).
+    poller_leases: bool = Field(
+        True,
+        description="Share the feed list with other poller replicas through leases in Redis"
+        " (DMZWATCH_POLLER_LEASES); false: this process polls every feed, without Redis",
+    )
+    poller_replica_id: str = Field(
+        default_factory=_default_replica_id,
+        min_length=1,
+        description="This replica's name in leases (DMZWATCH_POLLER_REPLICA_ID): hostname-pid",
+    )
+    poller_takeover_grace_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a due feed is left to its preferred live replica before another"
+        " takes it (DMZWATCH_POLLER_TAKEOVER_GRACE_SECONDS)",
+    )
+    poller_replica_alive_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A replica silent this long counts as dead"
+        " (DMZWATCH_POLLER_REPLICA_ALIVE_SECONDS)",
     )
     min_interval_seconds: float = Field(
         60.0, gt=0, description="Shortest adapted poll interval (DMZWATCH_MIN_INTERVAL_SECONDS)"
