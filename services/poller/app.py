@@ -10,7 +10,7 @@ from dmzwatch.poller.schedule import IntervalPolicy, Schedule
 from dmzwatch.poller.service import PollerSource
 from dmzwatch.poller.settings import PollerSettings
 from dmzwatch.poller.ssrf import AddressPolicy
-from dmzwatch.shared.claims import connect_redis
+from dmzwatch.shared.claims import connect_redis, redis_probe
 from dmzwatch.shared.kafka import make_producer
 from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.service import ServiceProcess
@@ -31,11 +31,9 @@ def main() -> None:
     metrics = PollerMetrics(process.registry)
     ownership = None
     if settings.poller_leases:
-        leases = RedisFeedLeases(
-            connect_redis(settings.redis_url.get_secret_value()),
-            settings.redis_key_prefix,
-            settings.poller_replica_id,
-        )
+        client = connect_redis(settings.redis_url.get_secret_value())
+        process.health.add_probe("redis", lambda: redis_probe(client))
+        leases = RedisFeedLeases(client, settings.redis_key_prefix, settings.poller_replica_id)
         ownership = FeedOwnership(
             leases,
             process.clock,
