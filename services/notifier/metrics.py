@@ -34,6 +34,7 @@ from dmzwatch.shared.metrics import PROCESSING_BUCKETS
 DELIVERY_OUTCOMES = ("delivered", "duplicate", "deadlettered")
 RETRY_REASONS = ("network", "timeout", "server_error", "rate_limited")
 DEADLETTER_REASONS = ("exhausted", "rejected")
+RELOAD_OUTCOMES = ("ok", "error")
 # Scheduling to delivery: sub-second when immediate, up to a day for digests and long retries.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 21600, 86400)
 
@@ -99,6 +100,8 @@ class NotifierMetrics:
             ["outcome"],
             registry=registry,
         )
+        for outcome in RELOAD_OUTCOMES:  # at zero, so dashboards see them before any reload
+            self.reloads.labels(outcome)
 
     def declare(self, channel: str, subscription: str) -> None:
         """Create a subscription's series at zero, so dashboards see them before any event."""
