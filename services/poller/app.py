@@ -5,11 +5,13 @@ from __future__ import annotations
 from dmzwatch.poller.feeds import load_feeds
 from dmzwatch.poller.fetch import HttpFeedFetcher
 from dmzwatch.poller.leases import FeedOwnership, RedisFeedLeases
-from dmzwatch.poller.metrics import PollerMetrics
+from dmzwatch.poller.metrics import PollerMetrics, WebSubMetrics
 from dmzwatch.poller.schedule import IntervalPolicy, Schedule
 from dmzwatch.poller.service import PollerSource
 from dmzwatch.poller.settings import PollerSettings
 from dmzwatch.poller.ssrf import AddressPolicy
+from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
+from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
 from dmzwatch.shared.claims import connect_redis, redis_probe
 from dmzwatch.shared.kafka import make_producer
 from dmzwatch.shared.metrics import StageMetrics
@@ -41,6 +43,7 @@ def main() -> None:
             alive_seconds=settings.poller_replica_alive_seconds,
             grace_seconds=settings.poller_takeover_grace_seconds,
         )
+    websub = _websub(settings, process) if settings.websub_callback_url else None
     source = PollerSource(
         feeds=feeds,
         fetcher=fetcher,
@@ -61,11 +64,42 @@ def main() -> None:
         concurrency=settings.fetch_concurrency,
         per_host_limit=settings.fetch_per_host,
         ownership=ownership,
+        subscriptions=websub.subscriber if websub else None,
     )
+    if websub is not None:
+        websub.start(source)
     process.on_stop_signal(source.stop)
     try:
         source.run()
     finally:
+        if websub is not None:
+            websub.stop()
         producer.close()
         fetcher.close()
         process.close()
+
+
+def _websub(settings: PollerSettings, process: ServiceProcess) -> WebSubEndpoint:
+    """Push subscriptions to the hubs feeds advertise (DMZWATCH_WEBSUB_CALLBACK_URL set)."""
+    assert settings.websub_callback_url is not None
+    subscriber = WebSubSubscriber(
+        callback_base=settings.websub_callback_url,
+        hub_client=HttpHubClient(
+            timeout_seconds=settings.fetch_timeout_seconds,
+            address_policy=AddressPolicy.from_entries(settings.fetch_allow_networks),
+            clock=process.clock,
+        ),
+        metrics=WebSubMetrics(process.registry),
+        clock=process.clock,
+        policy=WebSubPolicy(
+            lease_seconds=settings.websub_lease_seconds,
+            safety_interval_seconds=settings.websub_poll_interval_seconds,
+        ),
+    )
+    server = CallbackServer(
+        subscriber,
+        settings.websub_listen_host,
+        settings.websub_listen_port,
+        max_body_bytes=settings.max_feed_bytes,
+    )
+    return WebSubEndpoint(subscriber, server)

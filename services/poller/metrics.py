@@ -19,6 +19,15 @@
   or ``lost`` (another replica holds the feed this interval, or took it over).
 - ``dmzwatch_poller_feeds_owned``: feeds whose lease this replica holds.
 - ``dmzwatch_poller_replicas``: poller replicas alive, as this replica last saw them.
+- ``dmzwatch_poller_websub_subscriptions{state}``: WebSub subscriptions by state (requesting,
+  pending, active, denied, failed, expired; see :mod:`~dmzwatch.poller.websub`).
+- ``dmzwatch_poller_websub_pushes_total{outcome}``: content pushed by hubs: ok, bad_signature
+  (dropped), unknown_topic (no verified subscription: answered 410), parse_error,
+  publish_failed (broker did not ack: answered 503 so the hub retries).
+- ``dmzwatch_poller_websub_verifications_total{outcome}``: hub verification requests: confirmed,
+  denied, rejected (unknown callback, topic or mode: answered 404).
+- ``dmzwatch_poller_websub_requests_total{outcome}``: subscribe requests sent to hubs: accepted,
+  rejected (non-2xx), blocked (SSRF guard), error.
 ``feed_id`` values come from the feed list, so they are bounded.
 """
 
@@ -102,3 +111,43 @@ class PollerMetrics:
         self.replicas = Gauge(
             "dmzwatch_poller_replicas", "Poller replicas alive, as last seen.", registry=registry
         )
+
+
+WEBSUB_STATES = ("requesting", "pending", "active", "denied", "failed", "expired")
+WEBSUB_PUSH_OUTCOMES = ("ok", "bad_signature", "unknown_topic", "parse_error", "publish_failed")
+WEBSUB_VERIFICATION_OUTCOMES = ("confirmed", "denied", "rejected")
+WEBSUB_REQUEST_OUTCOMES = ("accepted", "rejected", "blocked", "error")
+
+
+class WebSubMetrics:
+    """The WebSub subscriber's metrics (see the module docstring); labels pre-created."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        subscriptions = Gauge(
+            "dmzwatch_poller_websub_subscriptions",
+            "WebSub subscriptions by state.",
+            ["state"],
+            registry=registry,
+        )
+        self.subscriptions = {s: subscriptions.labels(s) for s in WEBSUB_STATES}
+        pushes = Counter(
+            "dmzwatch_poller_websub_pushes_total",
+            "Content distribution requests from WebSub hubs by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.pushes = {o: pushes.labels(o) for o in WEBSUB_PUSH_OUTCOMES}
+        verifications = Counter(
+            "dmzwatch_poller_websub_verifications_total",
+            "Verification requests from WebSub hubs by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.verifications = {o: verifications.labels(o) for o in WEBSUB_VERIFICATION_OUTCOMES}
+        requests = Counter(
+            "dmzwatch_poller_websub_requests_total",
+            "Subscribe requests sent to WebSub hubs by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.requests = {o: requests.labels(o) for o in WEBSUB_REQUEST_OUTCOMES}

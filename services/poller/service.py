@@ -35,6 +35,7 @@ from dmzwatch.poller.metrics import PollerMetrics
 from dmzwatch.poller.normalise import guids_repeat, to_article
 from dmzwatch.poller.parse import ParsedFeed, parse_feed
 from dmzwatch.poller.schedule import Schedule
+from dmzwatch.poller.websub import FeedSubscriptions, PushSink, SinkOutcome
 from dmzwatch.shared.clock import Clock
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.messages import Article, encode
@@ -85,7 +86,7 @@ class _Handled:
     floor_seconds: float | None
 
 
-class PollerSource:
+class PollerSource(PushSink):
     """Polls ``feeds`` with ``fetcher`` and publishes articles to ``topic`` until stopped.
 
     ``per_host_limit`` bounds the fetches in flight per host; ``parser`` turns a body, its URL
@@ -109,8 +110,14 @@ class PollerSource:
         per_host_limit: int = 2,
         parser: Callable[[bytes, str, str | None], ParsedFeed] = parse_feed,
         ownership: FeedOwnership | None = None,
+        subscriptions: FeedSubscriptions | None = None,
     ) -> None:
         self._feeds = tuple(feeds)
+        # WebSub: pushes arrive on server threads; a feed's lock keeps a push and a poll of the
+        # same feed from both reading its memory before either has written it.
+        self._subscriptions = subscriptions
+        self._by_id = {f.id: f for f in self._feeds}
+        self._feed_locks = {f.id: threading.Lock() for f in self._feeds}
         self._ownership = ownership
         self._fetcher = fetcher
         self._producer = producer
@@ -151,6 +158,11 @@ class PollerSource:
         """One turn of the loop: poll the feeds due now (with ``ownership``, only those whose
         lease this replica wins, moved afterwards to their next due time); None when none."""
         due = self._schedule.due(self._clock.monotonic())
+        if self._subscriptions is not None:
+            # Feeds that just lost their push subscription are polled now, not at the slow
+            # safety interval they were scheduled at.
+            lost = self._subscriptions.take_fallbacks() - {f.id for f in due}
+            due += [self._by_id[i] for i in sorted(lost) if i in self._by_id]
         ownership = self._ownership
         if ownership is None:
             return self.poll(due) if due else None
@@ -190,12 +202,22 @@ class PollerSource:
         jobs = [(feed, self._pool.submit(self._fetch, feed)) for feed in ordered]
         report = PollReport(fetched=len(jobs))
         handled: list[_Handled] = []
-        for feed, job in jobs:
-            # Parsing here overlaps with the fetches still running in the pool.
-            item = self._handle(feed, job.result(), report)
-            if item is not None:
-                handled.append(item)
-        self._settle(handled, report)
+        held: list[threading.Lock] = []
+        try:
+            for feed, job in jobs:
+                result = job.result()
+                lock = self._feed_locks.get(feed.id)
+                if lock is not None and lock not in held:
+                    lock.acquire()
+                    held.append(lock)
+                # Parsing here overlaps with the fetches still running in the pool.
+                item = self._handle(feed, result, report)
+                if item is not None:
+                    handled.append(item)
+            self._settle(handled, report)
+        finally:
+            for lock in held:
+                lock.release()
         return report
 
     def _fetch(self, feed: FeedConfig) -> FetchResult:
@@ -220,6 +242,8 @@ class PollerSource:
             report.unchanged += 1
             return self._quiet(feed, result, "unchanged", memory, now)
         self._metrics.fetches["ok"].inc()
+        if self._subscriptions is not None:
+            self._subscriptions.observe(feed.id, result)
         parsed = self._parse(result.body, result.url, result.content_type)
         self._metrics.entries.inc(len(parsed.entries))
         if parsed.error is not None:
@@ -251,17 +275,9 @@ class PollerSource:
         memory: FeedMemory,
         report: PollReport,
     ) -> _Handled:
-        trusted = memory.guids_trusted and not guids_repeat(parsed.entries)
-        if memory.guids_trusted and not trusted:
-            log.warning("feed_guids_repeat", feed_id=feed.id, fallback="link or content hash")
         fetched_at = self._clock.now()
-        articles: list[Article] = []
-        for entry in parsed.entries:
-            article = to_article(feed, entry, fetched_at, trust_guid=trusted)
-            if article is not None:
-                articles.append(article)
+        articles, fresh, trusted = self._articles(feed, parsed, memory, fetched_at)
         ids = frozenset(a.article_id for a in articles)
-        fresh = [a for a in articles if a.article_id not in memory.entry_ids]
         if memory.entry_ids and ids and not ids & memory.entry_ids:
             self._metrics.overflows.labels(feed.id).inc()
             report.overflows.append(feed.id)
@@ -281,6 +297,62 @@ class PollerSource:
         published = tuple(e.published for e in parsed.entries if e.published is not None)
         floor = freshness_seconds(result.headers, fetched_at, parsed.ttl_minutes)
         return _Handled(feed, result, "ok", futures, remembered, published, floor)
+
+    def _articles(
+        self, feed: FeedConfig, parsed: ParsedFeed, memory: FeedMemory, fetched_at: datetime
+    ) -> tuple[list[Article], list[Article], bool]:
+        """The document's articles, those not in the feed's memory, and whether GUIDs are
+        trusted (the same for a poll and a push)."""
+        trusted = memory.guids_trusted and not guids_repeat(parsed.entries)
+        if memory.guids_trusted and not trusted:
+            log.warning("feed_guids_repeat", feed_id=feed.id, fallback="link or content hash")
+        articles: list[Article] = []
+        for entry in parsed.entries:
+            article = to_article(feed, entry, fetched_at, trust_guid=trusted)
+            if article is not None:
+                articles.append(article)
+        fresh = [a for a in articles if a.article_id not in memory.entry_ids]
+        return articles, fresh, trusted
+
+    def receive(self, feed_id: str, body: bytes, content_type: str | None) -> SinkOutcome:
+        """Publish the new entries of a document a WebSub hub pushed for ``feed_id``, as a poll
+        would: same parse, same articles, only entries not already sent, memory advanced only
+        once the broker acknowledged (a ``KafkaError`` is raised otherwise). A push may carry
+        only the new entries, so their ids are added to the remembered ones; the feed's next
+        poll replaces them with its document's. Validators and the schedule are untouched."""
+        feed = self._by_id[feed_id]
+        with self._feed_locks[feed_id]:
+            parsed = self._parse(body, feed.url, content_type)
+            self._metrics.entries.inc(len(parsed.entries))
+            if parsed.error is not None:
+                self._metrics.parse_errors.inc()
+                log.warning(
+                    "push_parse_error",
+                    feed_id=feed_id,
+                    error=parsed.error,
+                    recovered_entries=len(parsed.entries),
+                )
+                if not parsed.entries:
+                    return "parse_error"
+            memory = self.memory(feed_id)
+            fetched_at = self._clock.now()
+            articles, fresh, trusted = self._articles(feed, parsed, memory, fetched_at)
+            futures = [
+                self._producer.send(self._topic, value=encode(a), key=a.article_id.encode())
+                for a in fresh
+            ]
+            self._producer.flush(timeout=self._flush_timeout)
+            for future in futures:
+                future.get(timeout=self._flush_timeout)
+            self._memory[feed_id] = replace(
+                memory,
+                entry_ids=memory.entry_ids | {a.article_id for a in articles},
+                newest=_newest(articles, fresh, fetched_at, memory.newest),
+                guids_trusted=trusted,
+            )
+        self._stage.produced.inc(len(futures))
+        log.info("feed_pushed", feed_id=feed_id, entries=len(articles), articles=len(futures))
+        return "ok"
 
     def _settle(self, handled: list[_Handled], report: PollReport) -> None:
         """Wait for acknowledgements; only then advance memory and schedules."""
@@ -305,8 +377,14 @@ class PollerSource:
     def _advance(self, item: _Handled, now: float, report: PollReport) -> None:
         feed = item.feed
         self._memory[feed.id] = item.memory
+        floor = item.floor_seconds
+        if self._subscriptions is not None:
+            # While hubs push a feed, polls are only a safety net.
+            push_floor = self._subscriptions.poll_floor(feed.id)
+            if push_floor is not None:
+                floor = max(floor or 0.0, push_floor)
         delay = self._schedule.succeeded(
-            feed.id, now, published=item.published, not_before_seconds=item.floor_seconds
+            feed.id, now, published=item.published, not_before_seconds=floor
         )
         self._metrics.last_success.labels(feed.id).set(self._clock.now().timestamp())
         self._metrics.failures.labels(feed.id).set(0)

@@ -73,6 +73,39 @@ class PollerSettings(CommonSettings):
         86400.0, gt=0, description="Longest adapted poll interval (DMZWATCH_MAX_INTERVAL_SECONDS)"
     )
 
+    # WebSub (off unless a callback URL is set): hubs POST new entries to the callback server.
+    websub_callback_url: str | None = Field(
+        None,
+        description="Public base URL hubs reach the WebSub callback server at, e.g."
+        " 'https://poller.example.org/websub' (DMZWATCH_WEBSUB_CALLBACK_URL); unset: no WebSub",
+    )
+    websub_listen_host: str = Field(
+        "127.0.0.1", description="Address the callback server binds (DMZWATCH_WEBSUB_LISTEN_HOST)"
+    )
+    websub_listen_port: int = Field(
+        9111,
+        ge=0,
+        le=65535,
+        description="Port of the callback server (DMZWATCH_WEBSUB_LISTEN_PORT)",
+    )
+    websub_lease_seconds: int = Field(
+        86400,
+        gt=0,
+        description="Lease asked of hubs, renewed at 80% (DMZWATCH_WEBSUB_LEASE_SECONDS)",
+    )
+    websub_poll_interval_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Poll interval of a pushed feed (DMZWATCH_WEBSUB_POLL_INTERVAL_SECONDS)",
+    )
+
+    @field_validator("websub_callback_url")
+    @classmethod
+    def _http_callback(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("DMZWATCH_WEBSUB_CALLBACK_URL must be an http(s) URL")
+        return value or None
+
     @field_validator("fetch_allow_networks", mode="before")
     @classmethod
     def _split_allow_list(cls, value: object) -> object:
