@@ -111,14 +111,20 @@ def _token(path: str) -> str:
 
 class WebSubEndpoint:
     """The running parts of WebSub: the subscriber, its callback server and the thread that
-    renews subscriptions. ``start(sink)`` once the poller exists; ``stop`` at shutdown."""
+    sends and renews subscriptions every ``tick_seconds``. ``start(sink)`` once the poller
+    exists; ``stop`` at shutdown."""
 
-    def __init__(self, subscriber: WebSubSubscriber, server: CallbackServer) -> None:
+    def __init__(
+        self, subscriber: WebSubSubscriber, server: CallbackServer, tick_seconds: float = 1.0
+    ) -> None:
         self.subscriber = subscriber
         self.server = server
         self._stopping = threading.Event()
         self._thread = threading.Thread(
-            target=subscriber.maintain, args=(self._stopping,), name="websub-leases", daemon=True
+            target=subscriber.maintain,
+            args=(self._stopping, tick_seconds),
+            name="websub-leases",
+            daemon=True,
         )
 
     def start(self, sink: PushSink) -> WebSubEndpoint:

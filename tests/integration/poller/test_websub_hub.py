@@ -1,0 +1,290 @@
+"""WebSub end to end over loopback HTTP: a small hub written here (it serves the feed, accepts a
+subscription, verifies it against the poller's callback with a challenge, then pushes signed
+and forged documents) and the poller with its real fetcher, hub client and callback server.
+
+The pushed entry reaches the producer (the in-memory one, and the real broker) before the hub's
+POST is answered, with no poll in between; the forged push is acknowledged and dropped."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+import httpx
+import orjson
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client import CollectorRegistry
+
+from dmzwatch.poller.feeds import FeedConfig
+from dmzwatch.poller.fetch import HttpFeedFetcher
+from dmzwatch.poller.metrics import PollerMetrics, WebSubMetrics
+from dmzwatch.poller.schedule import Schedule
+from dmzwatch.poller.service import PollerSource
+from dmzwatch.poller.ssrf import AddressPolicy
+from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
+from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
+from dmzwatch.shared.clock import SystemClock
+from dmzwatch.shared.health import Health
+from dmzwatch.shared.kafka import TopicSpec, create_topics
+from dmzwatch.shared.metrics import StageMetrics
+from dmzwatch.shared.runner import ProducerPort
+from dmzwatch.shared.settings import CommonSettings
+from tests.fakes import FakeProducer
+
+LOOPBACK = AddressPolicy.from_entries(["127.0.0.1"])
+
+
+def feed_body(base: str, *numbers: int) -> bytes:
+    items = "".join(
+        f"<item><title>Pushed story {n}</title><link>https://news.example/{n}</link>"
+        f"<guid>https://news.example/{n}</guid><description>Body {n}</description></item>"
+        for n in numbers
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>Hubbed</title>'
+        f'<atom:link rel="hub" href="{base}/hub"/>'
+        f'<atom:link rel="self" type="application/rss+xml" href="{base}/feed.xml"/>'
+        f"{items}</channel></rss>"
+    ).encode()
+
+
+@dataclass
+class Subscriber:
+    callback: str
+    topic: str
+    secret: str
+    lease: str
+    verified: bool = False
+
+
+@dataclass
+class Hub:
+    """State of the test hub; the HTTP side is :class:`HubHandler`."""
+
+    base: str = ""
+    feed: bytes = b""
+    fetches: int = 0
+    subscribers: list[Subscriber] = field(default_factory=list)
+    verified: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def verify(self, sub: Subscriber) -> None:
+        """The hub's verification of intent: GET the callback with a challenge."""
+        challenge = secrets.token_hex(8)
+        params = {
+            "hub.mode": "subscribe",
+            "hub.topic": sub.topic,
+            "hub.challenge": challenge,
+            "hub.lease_seconds": sub.lease,
+        }
+        answer = httpx.get(sub.callback, params=params, timeout=10)
+        if answer.status_code == 200 and answer.text == challenge:
+            sub.verified = True
+            self.verified.set()
+
+    def push(self, body: bytes, *, forge: bool = False) -> httpx.Response:
+        """Content distribution to the (single) verified subscriber."""
+        sub = next(s for s in self.subscribers if s.verified)
+        key = b"not-the-secret" if forge else sub.secret.encode()
+        signature = "sha256=" + hmac.new(key, body, "sha256").hexdigest()
+        headers = {
+            "Content-Type": "application/rss+xml",
+            "X-Hub-Signature": signature,
+            "Link": f'<{self.base}/hub>; rel="hub", <{sub.topic}>; rel="self"',
+        }
+        return httpx.post(sub.callback, content=body, headers=headers, timeout=10)
+
+
+class HubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), HubHandler)
+        self.hub = Hub(base=f"http://127.0.0.1:{self.server_address[1]}")
+        self.hub.feed = feed_body(self.hub.base, 1, 2)
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: HubServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        hub = self.server.hub
+        with hub.lock:
+            hub.fetches += 1
+        self._reply(200, hub.feed, "application/rss+xml")
+
+    def do_POST(self) -> None:
+        hub = self.server.hub
+        length = int(self.headers.get("Content-Length", "0"))
+        form = dict(parse_qsl(self.rfile.read(length).decode()))
+        if self.path != "/hub" or form.get("hub.mode") != "subscribe":
+            self._reply(400, b"bad request", "text/plain")
+            return
+        sub = Subscriber(
+            form["hub.callback"], form["hub.topic"], form["hub.secret"], form["hub.lease_seconds"]
+        )
+        hub.subscribers.append(sub)
+        self._reply(202, b"", "text/plain")
+        # Verified asynchronously, after the request was answered, as most hubs do.
+        threading.Thread(target=hub.verify, args=(sub,), daemon=True).start()
+
+    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    server = HubServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.hub
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Poller:
+    source: PollerSource
+    endpoint: WebSubEndpoint
+    registry: CollectorRegistry
+    thread: threading.Thread
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+def start_poller(hub: Hub) -> Iterator[Callable[[ProducerPort, str], Poller]]:
+    started: list[Poller] = []
+
+    def start(producer: ProducerPort, topic: str) -> Poller:
+        clock = SystemClock()
+        registry = CollectorRegistry()
+        feed = FeedConfig(id="hubbed", url=f"{hub.base}/feed.xml", interval_seconds=300)
+        port = free_port()
+        subscriber = WebSubSubscriber(
+            callback_base=f"http://127.0.0.1:{port}/websub",
+            hub_client=HttpHubClient(timeout_seconds=5, address_policy=LOOPBACK),
+            metrics=WebSubMetrics(registry),
+            clock=clock,
+            policy=WebSubPolicy(lease_seconds=600),
+        )
+        server = CallbackServer(subscriber, "127.0.0.1", port)
+        endpoint = WebSubEndpoint(subscriber, server, tick_seconds=0.05)
+        source = PollerSource(
+            feeds=[feed],
+            fetcher=HttpFeedFetcher(timeout_seconds=5, address_policy=LOOPBACK),
+            producer=producer,
+            topic=topic,
+            schedule=Schedule((feed,)),
+            metrics=PollerMetrics(registry),
+            stage_metrics=StageMetrics("poller", registry),
+            health=Health(clock),
+            clock=clock,
+            subscriptions=subscriber,
+        )
+        endpoint.start(source)
+        thread = threading.Thread(target=source.run, daemon=True)
+        thread.start()
+        poller = Poller(source, endpoint, registry, thread)
+        started.append(poller)
+        return poller
+
+    yield start
+    for poller in started:
+        poller.source.stop()
+        poller.thread.join(timeout=10)
+        poller.endpoint.stop()
+
+
+def subscribe_and_push(hub: Hub, poller: Poller) -> httpx.Response:
+    """Wait for the first poll to lead to a verified subscription, then push one new entry."""
+    assert hub.verified.wait(timeout=20), "the hub never verified a subscription"
+    sub = hub.subscribers[0]
+    assert sub.topic == f"{hub.base}/feed.xml" and sub.lease == "600"
+    assert sub.callback.startswith("http://127.0.0.1:") and len(sub.secret) >= 32
+    deadline = time.monotonic() + 10
+    while poller.sample("dmzwatch_poller_websub_subscriptions", state="active") != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert hub.fetches == 1
+    hub.feed = feed_body(hub.base, 3, 1, 2)
+    return hub.push(hub.feed)
+
+
+def test_a_pushed_entry_is_published_before_the_push_is_answered_without_a_poll(
+    hub: Hub, start_poller: Callable[[ProducerPort, str], Poller]
+) -> None:
+    producer = FakeProducer()
+    poller = start_poller(producer, "raw")
+    answer = subscribe_and_push(hub, poller)
+    assert answer.status_code == 200
+    titles = [orjson.loads(v)["title"] for v in producer.on("raw")]
+    assert titles == ["Pushed story 1", "Pushed story 2", "Pushed story 3"]
+    assert hub.fetches == 1  # published by the push alone
+    assert poller.sample("dmzwatch_poller_websub_pushes_total", outcome="ok") == 1
+    assert poller.sample("dmzwatch_poller_websub_verifications_total", outcome="confirmed") == 1
+
+    forged = hub.push(feed_body(hub.base, 4, 3, 1, 2), forge=True)
+    assert forged.status_code == 202  # acknowledged, dropped
+    assert len(producer.on("raw")) == 3
+    assert poller.sample("dmzwatch_poller_websub_pushes_total", outcome="bad_signature") == 1
+
+
+def test_a_pushed_entry_reaches_the_broker(
+    hub: Hub,
+    start_poller: Callable[[ProducerPort, str], Poller],
+    bootstrap_servers: str,
+    run_id: str,
+) -> None:
+    settings = CommonSettings(
+        kafka_bootstrap_servers=bootstrap_servers, topic_prefix=f"ws-{run_id}"
+    )
+    topic = settings.topics().articles_raw
+    create_topics(settings, [TopicSpec(topic, partitions=1)])
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=0)
+    try:
+        poller = start_poller(producer, topic)
+        answer = subscribe_and_push(hub, poller)
+        assert answer.status_code == 200
+        assert hub.push(feed_body(hub.base, 9), forge=True).status_code == 202
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=1000,
+    )
+    titles: list[str] = []
+    deadline = time.monotonic() + 20
+    while len(titles) < 3 and time.monotonic() < deadline:
+        titles.extend(orjson.loads(r.value)["title"] for r in consumer)
+    consumer.close()
+    assert sorted(titles) == ["Pushed story 1", "Pushed story 2", "Pushed story 3"]
+    assert hub.fetches == 1
