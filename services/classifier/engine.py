@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
@@ -62,7 +63,15 @@ class Classifier:
         self._tally = Tally(self._matcher, taxonomy.scoring, len(self._categories))
         self._thresholds = tuple(c.threshold for c in taxonomy.categories)
         self._hedge_reach = taxonomy.scoring.veto_chars
+        # The score is a pure function of few distinct arguments (evidence is a sum of a few
+        # weights): remembered, most articles' scores are a dictionary look-up.
+        self._score = lru_cache(maxsize=4096)(self._logistic)
         self._no_evidence_scores = tuple(self._score(0.0, t, False) for t in self._thresholds)
+        # Per category: (its index, (name, threshold, score without evidence)).
+        priors = self._no_evidence_scores
+        self._decisions = tuple(
+            enumerate(zip(self._categories, self._thresholds, priors, strict=True))
+        )
         # Shared by every article without evidence: read-only views of dictionaries that are
         # never changed.
         self._no_evidence: Mapping[str, float] = MappingProxyType(
@@ -107,20 +116,17 @@ class Classifier:
         evidence: dict[str, tuple[str, ...]] = {}
         certainty: dict[str, str] = {}
         hedges: list[int] | None = None
-        for name, threshold, prior, total, penalty, hits in zip(
-            self._categories,
-            self._thresholds,
-            self._no_evidence_scores,
-            totals,
-            penalties,
-            hits_by_category,
-            strict=True,
-        ):
-            if not hits and not penalty:
-                scores[name] = prior  # most categories, most articles
+        score = self._score
+        for index, (name, threshold, prior) in self._decisions:
+            hits = hits_by_category[index]
+            penalty = penalties[index]
+            if not hits:
+                # No evidence (most categories, most articles): it cannot fire.
+                scores[name] = score(-penalty, threshold, False) if penalty else prior
                 continue
-            fired = total - penalty >= threshold and bool(hits)
-            scores[name] = self._score(total - penalty, threshold, fired)
+            total = totals[index]
+            fired = total - penalty >= threshold
+            scores[name] = score(total - penalty, threshold, fired)
             if fired:
                 labels.append(name)
                 evidence[name] = _evidence(raw, normalised, hits)
@@ -137,7 +143,7 @@ class Classifier:
             entities,
         )
 
-    def _score(self, evidence: float, threshold: float, fired: bool) -> float:
+    def _logistic(self, evidence: float, threshold: float, fired: bool) -> float:
         """The calibrated score: a logistic of the evidence, 0.5 at the threshold."""
         # The exponent is clamped so that a pile of negative phrases cannot overflow exp.
         exponent = min(700.0, self._slope * (threshold - evidence))
@@ -147,7 +153,9 @@ class Classifier:
         return score
 
 
-def _certainty(hits: list[tuple[int, float]], total: float, hedges: list[int], reach: int) -> str:
+def _certainty(
+    hits: Sequence[tuple[int, float]], total: float, hedges: list[int], reach: int
+) -> str:
     """ "reported" when half the evidence weight has a hedge (``hedges``: where each starts)
     within ``reach`` (its sentence)."""
     if not hedges:
@@ -160,7 +168,7 @@ def _certainty(hits: list[tuple[int, float]], total: float, hedges: list[int], r
     return REPORTED if 2 * hedged >= total else CONFIRMED
 
 
-def _evidence(raw: str, text: str, hits: list[tuple[int, float]]) -> tuple[str, ...]:
+def _evidence(raw: str, text: str, hits: Sequence[tuple[int, float]]) -> tuple[str, ...]:
     """The sentences of the strongest hits, at most ``MAX_EVIDENCE``, strongest first.
 
     ``text`` is ``normalise(raw)``, where sentence ends are quicker to find.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from itertools import islice
+from typing import Any
 
 from dmzwatch.classifier.matcher import Hit, PhraseMatcher, Scan
 from dmzwatch.classifier.taxonomy import Scoring
@@ -29,18 +30,28 @@ class Tally:
         self._trigger_count = len(matcher.triggers)
         self._no_vetoes: Sequence[Sequence[int]] = ((),) * categories
         self._no_hits: Sequence[Sequence[tuple[int, float]]] = ((),) * categories
+        self._empty: tuple[tuple[Any, ...], ...] = ((),) * categories
+        # What every tally reads of the scoring, in one tuple (one look-up per article).
+        self._constants = (
+            scoring.context_chars,
+            scoring.veto_chars,
+            scoring.title_weight,
+            scoring.lead_weight,
+            scoring.lead_chars,
+            scoring.sentence_cap,
+        )
 
     def count(self, text: str, scan: Scan, title_end: int) -> Tallies:
         """Sum each category's evidence and penalties in ``text`` (the normalised article, whose
         title ends at ``title_end``); see the header of ``taxonomy.yaml``."""
-        scoring = self._scoring
         count = self._categories
+        empty = self._empty  # ``list(map(list, empty))``: a new empty list per category
         totals = [0.0] * count
         penalties = [0.0] * count
         vetoes = self._no_vetoes  # per category, where its vetoing negatives start, sorted
         vetoing_found = False
         if scan.negatives:
-            vetoing: list[list[int]] = [[] for _ in range(count)]
+            vetoing: list[list[int]] = list(map(list, empty))
             vetoes = vetoing
             seen_negatives: set[int] = set()
             negative_specs = self._negatives
@@ -60,13 +71,12 @@ class Tally:
             return totals, penalties, self._no_hits  # the penalties alone make the scores
         located, longest = scan.located, scan.longest
         context_start, context_groups = -1, 0  # the last context hit found near a trigger
-        near, veto = scoring.context_chars, scoring.veto_chars
-        title_weight, lead_weight = scoring.title_weight, scoring.lead_weight
-        lead_end = title_end + 2 + scoring.lead_chars
+        near, veto, title_weight, lead_weight, lead_chars, cap = self._constants
+        lead_end = title_end + 2 + lead_chars
         repeats = [0] * self._trigger_count  # per trigger spec, how often it has counted
         # Per category, its counted (start, weight, corroborating) hits and how many of them are
         # not corroborating: a category without such an anchor counts nothing at all.
-        counted: list[list[tuple[int, float, bool]]] = [[] for _ in range(count)]
+        counted: list[list[tuple[int, float, bool]]] = list(map(list, empty))
         anchors = [0] * count
         # Per category, the span covered by its last counted hit and the hits overlapping it
         # (that hit stays the last in ``counted``): overlapping phrases ("defected", "defected
@@ -135,8 +145,7 @@ class Tally:
         # counted hit instead of finding every sentence of every article.
         if not any(anchors):
             return totals, penalties, self._no_hits  # nothing counts, as in most articles
-        cap = scoring.sentence_cap
-        hits: list[list[tuple[int, float]]] = [[] for _ in range(count)]
+        hits: list[list[tuple[int, float]]] = list(map(list, empty))
         for category in range(count):
             if not anchors[category]:
                 continue
