@@ -114,6 +114,29 @@ class Handler(ABC, Generic[M]):
         """Release resources; called once after the last ``handle``."""
 
 
+Result = Sequence[Output] | Exception
+"""What a batch handler concluded for one message: its outputs, or the exception it met."""
+
+
+class BatchHandler(Handler[M]):
+    """A handler that can also take a poll's decoded messages at once (e.g. to pipeline its
+    calls to a store); the runner then calls :meth:`handle_batch` instead of ``handle``.
+
+    ``handle_batch`` gets the batch's messages in poll order (each partition's in offset order)
+    and returns one result per message, in the same order: the outputs, or the exception that
+    message met. Semantics are per message, as with ``handle``: an :class:`InvalidMessage` (or
+    any unexpected exception) dead-letters that message only; a retryable exception leaves that
+    message and the later ones of its partition uncommitted, to be handled again after a
+    backoff (their results are dropped, so effects must be idempotent as for ``handle``). If
+    ``handle_batch`` itself raises a retryable exception the whole batch is retried; any other
+    exception makes the runner handle the batch again one message at a time with ``handle``,
+    so that only the bad message is dead-lettered.
+    """
+
+    @abstractmethod
+    def handle_batch(self, items: Sequence[tuple[M, Context]]) -> Sequence[Result]: ...
+
+
 @dataclass(frozen=True)
 class ConsumerDefinition(Generic[M]):
     """What a consuming service is: its stage name, inputs, message type and handler.
@@ -266,8 +289,10 @@ class Runner(Generic[M]):
         commit: dict[TopicPartition, int] = {}
         rewind: dict[TopicPartition, int] = {}
         failure: BaseException | None = None
+        if isinstance(self._definition.handler, BatchHandler):
+            failure = self._process_batch(self._definition.handler, batch, pending, commit, rewind)
         for tp, records in batch.items():
-            if not records:
+            if not records or tp in commit or tp in rewind:
                 continue
             if failure is not None:
                 rewind[tp] = records[0].offset
@@ -317,6 +342,81 @@ class Runner(Generic[M]):
         else:
             self._backoff.reset()
             self._health.set("dependencies", True)
+
+    def _process_batch(
+        self,
+        handler: BatchHandler[M],
+        batch: Mapping[TopicPartition, Sequence[RecordLike]],
+        pending: list[FutureLike],
+        commit: dict[TopicPartition, int],
+        rewind: dict[TopicPartition, int],
+    ) -> BaseException | None:
+        """Hand the batch's decodable messages to ``handle_batch`` at once; fill ``commit`` and
+        ``rewind`` for every partition it settled and return the retryable failure met, if any.
+        Partitions left out of both (the batch call failed unexpectedly) are handled one by one.
+        """
+        started = self._clock.monotonic()
+        items: list[tuple[M, Context]] = []
+        # per record of the poll: its index in ``items``, or why it could not be decoded
+        slots: list[int | InvalidMessage] = []
+        flat = [r for rs in batch.values() for r in rs]
+        for record in flat:
+            key = record.key.decode("utf-8", "replace") if record.key is not None else None
+            context = Context(record.topic, record.partition, record.offset, key, record.timestamp)
+            try:
+                items.append((decode(self._definition.message_type, record.value), context))
+                slots.append(len(items) - 1)
+            except InvalidMessage as exc:
+                slots.append(exc)
+        try:
+            answers = handler.handle_batch(items) if items else []
+            if len(answers) != len(items):
+                raise RuntimeError(f"handle_batch gave {len(answers)} results for {len(items)}")
+        except self._retryable as exc:
+            self._metrics.consumed.inc(len(flat))
+            for tp, rs in batch.items():
+                if rs:
+                    rewind[tp] = rs[0].offset
+            return exc
+        except Exception as exc:
+            self._log.error(
+                "batch_handler_failed",
+                error=repr(exc),
+                records=len(flat),
+                traceback=traceback.format_exc(),
+            )
+            return None  # the caller handles every partition one message at a time
+        self._metrics.consumed.inc(len(flat))
+        per_message = (self._clock.monotonic() - started) / max(1, len(flat))
+        for _ in flat:
+            self._metrics.processing.observe(per_message)
+        failure: BaseException | None = None
+        for record, slot in zip(flat, slots, strict=True):
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in rewind:
+                continue  # after a retryable failure in its partition
+            answer = slot if isinstance(slot, InvalidMessage) else answers[slot]
+            if isinstance(answer, self._retryable):
+                failure = failure or answer
+                rewind[tp] = record.offset
+                continue
+            if isinstance(answer, Exception):
+                key = record.key.decode("utf-8", "replace") if record.key is not None else None
+                if not isinstance(answer, InvalidMessage):
+                    self._log.error(
+                        "handler_failed",
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        error=repr(answer),
+                    )
+                answer = [self._dead_letter(record, key, answer)]
+            pending.extend(self._send(output) for output in answer)
+            commit[tp] = record.offset + 1
+        for tp, rs in batch.items():
+            if rs:
+                self._observe_lag(tp, rs[-1].offset + 1)
+        return failure
 
     def _handle(self, record: RecordLike) -> Sequence[Output]:
         """The outputs for one record: the handler's, or a dead letter."""
