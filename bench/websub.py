@@ -63,6 +63,9 @@ class TimingProducer:
     def flush(self, timeout: float | None = None) -> None:
         return None
 
+    def close(self, timeout: float | None = None) -> None:
+        return None
+
 
 class NoFetch(FeedFetcher):
     def fetch(self, url: str, validators: Validators) -> FetchResult:

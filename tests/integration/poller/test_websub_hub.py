@@ -242,7 +242,7 @@ def test_a_pushed_entry_is_published_before_the_push_is_answered_without_a_poll(
     poller = start_poller(producer, "raw")
     answer = subscribe_and_push(hub, poller)
     assert answer.status_code == 200
-    titles = [orjson.loads(v)["title"] for v in producer.on("raw")]
+    titles = [orjson.loads(v or b"")["title"] for v in producer.on("raw")]
     assert titles == ["Pushed story 1", "Pushed story 2", "Pushed story 3"]
     assert hub.fetches == 1  # published by the push alone
     assert poller.sample("dmzwatch_poller_websub_pushes_total", outcome="ok") == 1

@@ -84,7 +84,7 @@ class Rig:
     registry: CollectorRegistry
 
     def titles(self) -> list[str]:
-        return [orjson.loads(v)["title"] for v in self.producer.on(TOPIC)]
+        return [orjson.loads(v or b"")["title"] for v in self.producer.on(TOPIC)]
 
     def subscribe(self) -> None:
         """Poll (finding the hub), send the request, and verify it as the hub would."""
@@ -151,7 +151,7 @@ def test_a_push_publishes_only_entries_not_seen_like_a_poll() -> None:
     r.subscribe()
     assert r.push(rss(3, 1, 2)) == 200
     assert r.titles() == ["Story 1", "Story 2", "Story 3"]
-    published = [Article.model_validate_json(v) for v in r.producer.on(TOPIC)]
+    published = [Article.model_validate_json(v or b"") for v in r.producer.on(TOPIC)]
     assert published[-1].url == "https://news.example/3" and published[-1].feed_id == "f"
     # The same document again, or a diff holding an entry already sent: nothing new.
     assert r.push(rss(3, 1, 2)) == 200
