@@ -9,10 +9,12 @@ import pytest
 
 from dmzwatch.classifier.engine import Classifier
 from dmzwatch.classifier.evaluation import (
+    Speed,
     bench_classifier,
     classify_stream,
     evaluate,
     format_report,
+    time_classifier,
 )
 
 DEFECTION = {
@@ -111,3 +113,22 @@ def test_the_benchmark_returns_articles_per_second(classifier: Classifier) -> No
     assert bench_classifier(classifier, 20, dense=True) > 0
     with pytest.raises(ValueError, match="positive"):
         bench_classifier(classifier, 0)
+
+
+def test_the_timed_run_measures_cpu_and_elapsed_time_of_the_same_articles(
+    classifier: Classifier,
+) -> None:
+    speed = time_classifier(classifier, 20, dense=True)
+    assert speed.articles == 20
+    assert speed.cpu_seconds > 0 and speed.wall_seconds > 0
+    assert speed.per_core == pytest.approx(20 / speed.cpu_seconds)
+    assert speed.wall == pytest.approx(20 / speed.wall_seconds)
+    with pytest.raises(ValueError, match="positive"):
+        time_classifier(classifier, 0)
+
+
+def test_speeds_are_articles_over_seconds_of_cpu_or_of_the_clock() -> None:
+    speed = Speed(articles=5000, cpu_seconds=0.4, wall_seconds=0.8)
+    assert speed.per_core == pytest.approx(12_500)
+    assert speed.wall == pytest.approx(6_250)
+    assert Speed(10, 0.0, 0.0).per_core == float("inf")
