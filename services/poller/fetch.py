@@ -12,11 +12,13 @@ loop has one path. Bounds that hostile servers cannot stretch:
 - only public addresses, checked on the resolved address of every connection, redirects
   included, unless an allow-list opens more (outcome ``blocked``).
 
-The mechanisms are in :mod:`dmzwatch.poller.safety` and :mod:`dmzwatch.poller.ssrf`.
+The mechanisms are in :mod:`dmzwatch.poller.safety` and :mod:`dmzwatch.poller.ssrf`; HTTP/1.1
+with keep-alive over them is :mod:`dmzwatch.poller.connections`.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import typing
@@ -31,6 +33,7 @@ from typing import Literal
 import httpcore
 import httpx
 
+from dmzwatch.poller.connections import Connections, Response
 from dmzwatch.poller.safety import BodyError, BodyTooLarge, BoundedInflater, DeadlineNetwork
 from dmzwatch.poller.ssrf import AddressPolicy, BlockedAddress, GuardedNetwork, Resolver, resolve
 from dmzwatch.shared.clock import Clock, SystemClock
@@ -42,7 +45,45 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9,"
     " application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
 )
-_CHUNK = 65536
+# An http(s) URL that httpx.URL would leave exactly as it is (lower-case scheme and host, no
+# default or zero-led port, no fragment, only characters it does not escape): split here
+# without its cost (tests/unit/poller/test_speed_parity_fetch.py checks the claim).
+_PLAIN_URL = re.compile(
+    r"(https?)://([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)"
+    r"(?::([1-9][0-9]{0,4}))?((?:/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*)?(?:\?[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*)?)\Z"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a GET goes: ``url`` as httpx normalises it, and its parts for the request."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def split_url(url: str) -> Target:
+    """The :class:`Target` of ``url``; raises ``httpx.InvalidURL`` when it is not a URL.
+
+    ``scheme`` may be anything (the caller refuses what is not http or https) and ``host``
+    empty; ``host`` is IDNA-encoded and bare (no brackets for IPv6); ``path`` has the query.
+    """
+    plain = _PLAIN_URL.match(url)
+    if plain is not None:
+        scheme, host, port, path = plain.groups()
+        number = int(port) if port else _DEFAULT_PORTS[scheme]
+        if port is None or (number != _DEFAULT_PORTS[scheme] and number <= 65535):
+            path = path if path.startswith("/") else "/" + path
+            return Target(url, scheme, host, number, path)
+    parsed = httpx.URL(url)
+    port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme, 0)
+    raw_host = parsed.raw_host.decode("ascii")
+    return Target(str(parsed), parsed.scheme, raw_host, port, parsed.raw_path.decode("ascii"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +168,14 @@ def _http_date(text: str) -> datetime | None:
 
 
 class HttpFeedFetcher(FeedFetcher):
-    """:class:`FeedFetcher` over HTTP with httpx; thread-safe.
+    """:class:`FeedFetcher` over HTTP/1.1 (:mod:`~dmzwatch.poller.connections`); thread-safe.
 
     ``timeout_seconds`` is the total deadline of one fetch, redirects and body included;
     ``connect_timeout_seconds`` bounds each connection attempt within it. ``max_bytes`` caps the
     decompressed body. Connections go only to addresses ``address_policy`` permits (default:
     public unicast addresses only), looked up with ``resolver``; ``network_backend`` (default:
-    plain sockets) is what then connects, and the deadline and the address check wrap it. A
-    ``client`` passed in is used as it is (its own transport: no address check, and the deadline
-    only checked between body chunks) and is not closed by ``close``.
+    plain sockets) is what then connects, and the deadline and the address check wrap it.
+    Connections are kept alive and reused per origin (at most ``max_idle_per_origin`` idle).
     """
 
     def __init__(
@@ -145,12 +185,12 @@ class HttpFeedFetcher(FeedFetcher):
         max_bytes: int = 10 * 1024 * 1024,
         user_agent: str = DEFAULT_USER_AGENT,
         max_redirects: int = 5,
-        client: httpx.Client | None = None,
         connect_timeout_seconds: float = 5.0,
         network_backend: httpcore.NetworkBackend | None = None,
         clock: Clock | None = None,
         address_policy: AddressPolicy | None = None,
         resolver: Resolver = resolve,
+        max_idle_per_origin: int = 8,
     ) -> None:
         if timeout_seconds <= 0 or max_bytes <= 0 or max_redirects < 0:
             raise ValueError("timeout_seconds and max_bytes must be > 0, max_redirects >= 0")
@@ -165,37 +205,22 @@ class HttpFeedFetcher(FeedFetcher):
             clock=self._clock,
         )
         self._network = DeadlineNetwork(guarded, self._clock)
-        self._owns_client = client is None
-        self._client = client or httpx.Client(
-            transport=self._transport(),
-            timeout=httpx.Timeout(
-                timeout_seconds, connect=min(connect_timeout_seconds, timeout_seconds)
-            ),
-            headers={
-                "User-Agent": user_agent,
-                "Accept": ACCEPT,
-                "Accept-Encoding": "gzip, deflate",
-            },
-            follow_redirects=False,  # followed by hand: each hop's scheme is checked
+        self._headers = (
+            ("User-Agent", user_agent),
+            ("Accept", ACCEPT),
+            ("Accept-Encoding", "gzip, deflate"),
         )
-
-    def _transport(self) -> httpx.HTTPTransport:
-        ssl_context = httpx.create_ssl_context()
-        transport = httpx.HTTPTransport(verify=ssl_context)
-        # httpx has no public way to give httpcore a network backend, so the pool it built is
-        # replaced by one that uses ours (httpx is pinned; the deadline tests cover this).
-        transport._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=30.0,
-            network_backend=self._network,
+        self._connections = Connections(
+            self._network,
+            self._clock,
+            ssl_context=httpx.create_ssl_context(),
+            connect_timeout=min(connect_timeout_seconds, timeout_seconds),
+            read_timeout=timeout_seconds,
+            max_idle_per_origin=max_idle_per_origin,
         )
-        return transport
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        self._connections.close()
 
     def __enter__(self) -> HttpFeedFetcher:
         return self
@@ -205,77 +230,78 @@ class HttpFeedFetcher(FeedFetcher):
 
     def fetch(self, url: str, validators: Validators) -> FetchResult:
         started = self._clock.monotonic()
-        headers: dict[str, str] = {}
+        headers = list(self._headers)
         if validators.etag:
-            headers["If-None-Match"] = validators.etag
+            headers.append(("If-None-Match", validators.etag))
         if validators.last_modified:
-            headers["If-Modified-Since"] = validators.last_modified
+            headers.append(("If-Modified-Since", validators.last_modified))
         base = FetchResult("error", url, None, None, None, validators, None, 0.0, 0, None)
         with self._network.deadline(started + self._timeout):
             result = self._follow(url, headers, base, started)
         return replace(result, seconds=self._clock.monotonic() - started)
 
     def _follow(
-        self, url: str, headers: dict[str, str], base: FetchResult, started: float
+        self, url: str, headers: list[tuple[str, str]], base: FetchResult, started: float
     ) -> FetchResult:
         """GET ``url``, following redirects by hand so that each hop's scheme is checked; a
         failure is reported against the hop it happened on."""
         for hop in range(self._max_redirects + 1):
             base = replace(base, url=url)
             try:
-                target = httpx.URL(url)
+                target = split_url(url)
                 if target.scheme not in ("http", "https") or not target.host:
                     message = f"only http(s) URLs are fetched: {url!r}"
                     return replace(base, outcome="blocked", error=message)
-                request = self._client.build_request("GET", target, headers=headers)
-                response = self._client.send(request, stream=True)
+                base = replace(base, url=target.url)
+                response = self._connections.get(
+                    target.scheme, target.host, target.port, target.path, headers
+                )
                 try:
-                    if not response.has_redirect_location:
+                    location = response.headers.get("location")
+                    if response.status_code not in _REDIRECTS or not location:
                         return self._finish(response, base, started + self._timeout)
                     if hop == self._max_redirects:
                         message = f"more than {self._max_redirects} redirects"
                         return replace(base, status_code=response.status_code, error=message)
-                    url = str(response.url.join(response.headers["location"]))
+                    url = str(httpx.URL(target.url).join(location))
                 finally:
                     response.close()
-            except httpx.TimeoutException as exc:
+            except httpcore.TimeoutException as exc:
                 waited = self._clock.monotonic() - started
                 message = f"timed out after {waited:.1f} s ({exc or type(exc).__name__})"
                 return replace(base, outcome="timeout", error=message)
-            except httpx.ConnectError as exc:
+            except httpcore.ConnectError as exc:
                 blocked = _blocked_cause(exc)
                 if blocked is None:
                     return replace(base, error=_connect_message(exc, url))
                 # On a redirect hop the feed's own URL looks harmless: say where it led.
                 message = str(blocked) if hop == 0 else f"redirect to {url}: {blocked}"
                 return replace(base, outcome="blocked", error=message)
-            except httpx.UnsupportedProtocol as exc:
-                return replace(base, outcome="blocked", error=f"unsupported URL: {exc}")
-            except httpx.HTTPError as exc:
+            except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
                 return replace(base, error=f"{type(exc).__name__}: {exc}")
             except httpx.InvalidURL as exc:
                 return replace(base, error=f"invalid URL {url!r}: {exc}")
         raise AssertionError("unreachable: the last hop returns")
 
-    def _finish(self, response: httpx.Response, base: FetchResult, deadline: float) -> FetchResult:
+    def _finish(self, response: Response, base: FetchResult, deadline: float) -> FetchResult:
         """The result of a final (non-redirect) response, reading its body if it has one."""
         headers = response.headers
         sent = base.validators
         base = replace(
             base,
-            url=str(response.url),
             status_code=response.status_code,
             content_type=headers.get("content-type"),
-            headers={name.lower(): value for name, value in headers.items()},
+            headers=headers,
         )
         if response.status_code == 304:
             # A 304 has no body; reading the empty one returns the connection to the pool
             # instead of closing it, so conditional GETs reuse connections.
-            response.read()
+            for _ in response.iter_raw():
+                pass
             etag = headers.get("etag") or sent.etag
             fresh = Validators(etag, headers.get("last-modified") or sent.last_modified)
             return replace(base, outcome="not_modified", validators=fresh)
-        if not response.is_success:
+        if not 200 <= response.status_code < 300:
             wait = parse_retry_after(
                 headers.get("retry-after"), self._clock.now(), headers.get("date")
             )
@@ -296,9 +322,9 @@ class HttpFeedFetcher(FeedFetcher):
         wire = 0
         try:
             inflater = BoundedInflater(headers.get("content-encoding", "").strip().lower())
-            for chunk in response.iter_raw(_CHUNK):
+            for chunk in response.iter_raw():
                 wire += len(chunk)
-                # Reads are bounded by the deadline already; this catches a client passed in.
+                # Reads are bounded by the deadline already; this is a second line.
                 if self._clock.monotonic() > deadline:
                     message = f"gave up after the {self._timeout:.1f} s deadline"
                     return replace(base, outcome="timeout", error=message, bytes_read=wire)
