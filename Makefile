@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/news_dev.jsonl
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit test-integration test-e2e lint format typecheck run demo eval bench clean schemas
+.PHONY: help install test test-unit test-integration test-e2e lint format typecheck run demo eval bench clean schemas ops-tools compose-up compose-down
 
 help: ## List every target
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv/ with dmzwatch and its pinned dependencies
 
-test: $(STAMP) lint typecheck ## Lint, type-check and run every test tier (unit, integration, e2e)
+test: $(STAMP) ops-tools lint typecheck ## Lint, type-check and run every test tier (unit, integration, e2e)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Unit tests only (nothing running needed)
@@ -30,8 +30,17 @@ test-unit: $(STAMP) ## Unit tests only (nothing running needed)
 test-integration: $(STAMP) ## Integration tests (real Redis and the Tansu broker)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: $(STAMP) ## End-to-end tests (the four services as processes)
+test-e2e: $(STAMP) ops-tools ## End-to-end tests (the four services as processes)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+ops-tools: ## Debian's prometheus, promtool, amtool and kubectl when missing (the ops tests use them)
+	@sh deploy/install-ops-tools.sh
+
+compose-up: ## Build the image and start everything with docker compose (Kafka, Redis, Prometheus, Grafana, ...)
+	docker compose up --build --detach
+
+compose-down: ## Stop and remove the docker compose containers (volumes are kept)
+	docker compose down --remove-orphans
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -43,3 +43,6 @@ class ClassifierMetrics:
         )
         self.corroborated = {c: corroborated.labels(c) for c in categories}
         self.latency = AlertLatencyMetrics(registry)
+        for c in categories:  # at zero, so rate() sees the first alert of a category
+            self.latency.from_fetch.labels(c)
+            self.latency.from_publish.labels(c)

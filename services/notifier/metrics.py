@@ -35,6 +35,7 @@ DELIVERY_OUTCOMES = ("delivered", "duplicate", "deadlettered")
 RETRY_REASONS = ("network", "timeout", "server_error", "rate_limited")
 DEADLETTER_REASONS = ("exhausted", "rejected")
 RELOAD_OUTCOMES = ("ok", "error")
+DELIVERY_MODES = ("immediate", "digest")
 # Scheduling to delivery: sub-second when immediate, up to a day for digests and long retries.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 21600, 86400)
 
@@ -111,6 +112,9 @@ class NotifierMetrics:
             self.retries.labels(channel, subscription, reason)
         for reason in DEADLETTER_REASONS:
             self.deadletters.labels(channel, subscription, reason)
+        self.request_seconds.labels(channel)
+        for mode in DELIVERY_MODES:
+            self.latency.labels(channel, mode)
         self.queue.labels(subscription)
 
     def forget(self, channel: str, subscription: str) -> None:
