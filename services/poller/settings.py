@@ -102,7 +102,7 @@ class PollerSettings(CommonSettings):
     @field_validator("websub_callback_url")
     @classmethod
     def _http_callback(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError("DMZWATCH_WEBSUB_CALLBACK_URL must be an http(s) URL")
         return value or None
 

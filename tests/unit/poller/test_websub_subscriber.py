@@ -434,3 +434,20 @@ def test_policy_refuses_nonsense() -> None:
         WebSubPolicy(renew_fraction=1.0)
     with pytest.raises(ValueError, match="retry_initial_seconds"):
         WebSubPolicy(retry_initial_seconds=10, retry_max_seconds=5)
+
+
+def test_websub_is_off_unless_a_callback_url_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmzwatch.poller.settings import PollerSettings
+
+    monkeypatch.delenv("DMZWATCH_WEBSUB_CALLBACK_URL", raising=False)
+    assert PollerSettings(_env_file=None).websub_callback_url is None  # type: ignore[call-arg]
+    monkeypatch.setenv("DMZWATCH_WEBSUB_CALLBACK_URL", "")
+    assert PollerSettings(_env_file=None).websub_callback_url is None  # type: ignore[call-arg]
+    monkeypatch.setenv("DMZWATCH_WEBSUB_CALLBACK_URL", "https://poller.example/websub")
+    monkeypatch.setenv("DMZWATCH_WEBSUB_LEASE_SECONDS", "600")
+    settings = PollerSettings(_env_file=None)
+    assert settings.websub_callback_url == "https://poller.example/websub"
+    assert settings.websub_lease_seconds == 600
+    monkeypatch.setenv("DMZWATCH_WEBSUB_CALLBACK_URL", "ftp://poller.example/")
+    with pytest.raises(ValueError, match="http"):
+        PollerSettings(_env_file=None)
