@@ -440,9 +440,9 @@ def test_websub_is_off_unless_a_callback_url_is_set(monkeypatch: pytest.MonkeyPa
     from dmzwatch.poller.settings import PollerSettings
 
     monkeypatch.delenv("DMZWATCH_WEBSUB_CALLBACK_URL", raising=False)
-    assert PollerSettings(_env_file=None).websub_callback_url is None  # type: ignore[call-arg]
+    assert PollerSettings(_env_file=None).websub_callback_url is None
     monkeypatch.setenv("DMZWATCH_WEBSUB_CALLBACK_URL", "")
-    assert PollerSettings(_env_file=None).websub_callback_url is None  # type: ignore[call-arg]
+    assert PollerSettings(_env_file=None).websub_callback_url is None
     monkeypatch.setenv("DMZWATCH_WEBSUB_CALLBACK_URL", "https://poller.example/websub")
     monkeypatch.setenv("DMZWATCH_WEBSUB_LEASE_SECONDS", "600")
     settings = PollerSettings(_env_file=None)
