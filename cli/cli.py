@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     feed_sub = feed.add_subparsers(dest="feed_command", required=True, metavar="COMMAND")
     check = feed_sub.add_parser("check", help="fetch (or read) and parse one feed; prints JSON")
     check.add_argument("target", help="an http(s) URL or a file path")
+    check.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR[:PORT]",
+        help="let the fetch reach this private/loopback network, as DMZWATCH_FETCH_ALLOW_NETWORKS"
+        " (repeatable, or comma-separated), e.g. 127.0.0.1/32",
+    )
+    check.add_argument("--base-url", help="URL a file's relative links resolve against")
     notify = sub.add_parser("notify", help="notification tools")
     notify_sub = notify.add_subparsers(dest="notify_command", required=True, metavar="COMMAND")
     notify_test = notify_sub.add_parser("test", help="send a test message to one subscription")
@@ -204,10 +213,18 @@ def _cluster(args: argparse.Namespace) -> int:
 def _feed_check(args: argparse.Namespace) -> int:
     from dmzwatch.poller.check import check_feed
     from dmzwatch.poller.fetch import HttpFeedFetcher
+    from dmzwatch.poller.ssrf import AddressPolicy
 
-    fetcher = HttpFeedFetcher()
+    entries = [part for value in args.allow_network for part in value.split(",")]
     try:
-        print(json.dumps(check_feed(args.target, fetcher), ensure_ascii=False, indent=2))
+        policy = AddressPolicy.from_entries(entries)
+    except ValueError as exc:
+        print(f"dmzwatch feed check: --allow-network: {exc}", file=sys.stderr)
+        return 2
+    fetcher = HttpFeedFetcher(address_policy=policy)
+    try:
+        report = check_feed(args.target, fetcher, base_url=args.base_url)
+        print(json.dumps(report, ensure_ascii=False, indent=2))
     finally:
         fetcher.close()
     return 0

@@ -50,7 +50,7 @@ def test_file_feed_is_read_and_summarised() -> None:
     assert report["feed_title"] == "Peninsula Desk & Wire"
     items = report["items"]
     assert isinstance(items, list)
-    assert items[0] == {
+    assert {k: items[0][k] for k in ("title", "link", "published")} == {
         "title": "Delegations meet at Panmunjom for working-level talks",
         "link": "https://news.example.org/korea/articles/talks-resume.html",
         "published": "2026-03-03T00:15:00+00:00",
@@ -69,9 +69,12 @@ def test_url_is_fetched_without_validators_and_parsed_against_the_final_url() ->
     report = check_feed("https://start.example.org/feed", fetcher)
     assert fetcher.calls == [("https://start.example.org/feed", Validators())]
     assert report["url"] == "https://final.example.org/feed.xml"
-    assert report["items"] == [
-        {"title": "a", "link": "https://final.example.org/a", "published": None}
-    ]
+    (item,) = report["items"]  # type: ignore[misc]
+    assert (item["title"], item["link"], item["published"]) == (
+        "a",
+        "https://final.example.org/a",
+        None,
+    )
 
 
 def test_fetch_failure_is_reported_not_raised() -> None:
