@@ -54,6 +54,16 @@ _SUPERSETS = {
     "tis-620": "cp874",
 }
 _SINGLE_BYTE_LATIN = frozenset({"cp1252", "iso8859-1", "iso8859-15"})
+# Undeclared non-UTF-8 bytes: a detector's guess is taken only for scripts that windows-1252
+# would garble beyond use; among Latin code pages it guesses no better than windows-1252.
+_DETECTABLE = frozenset(
+    codecs.lookup(name).name
+    for name in (
+        "cp1251", "koi8-r", "koi8-u", "iso8859-5", "cp866", "mac-cyrillic", "cp949", "johab",
+        "gb18030", "big5hkscs", "cp950", "euc-jp", "cp932", "iso2022-jp", "cp1253",
+        "iso8859-7", "cp1255", "iso8859-8", "cp1256", "iso8859-6", "cp874",
+    )
+)  # fmt: skip
 # Elements whose text is never prose: code, styling, embedded objects.
 _DROPPED = ["script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math"]
 _HAS_DROPPED = re.compile(r"<(?:" + "|".join(_DROPPED) + r")\b", re.IGNORECASE)
@@ -133,6 +143,18 @@ def _mostly_utf8(body: bytes) -> str | None:
     return text if non_ascii > bad else None
 
 
+def _detected(body: bytes) -> tuple[str | None, str]:
+    """The text and codec a detector finds in undeclared bytes, if of a :data:`_DETECTABLE`
+    script (the detector is imported here: only such bodies pay for it)."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(body[:65536]).best()  # a sample: bounded time on a hostile 10 MB body
+    codec = _codec(best.encoding) if best is not None else None
+    if codec is not None and codec in _DETECTABLE:
+        return _try(body, codec), codec
+    return None, "cp1252"
+
+
 def decode_document(body: bytes, content_type: str | None = None) -> Decoded:
     """Decode feed bytes; never raises. The BOM wins, then the declaration, then HTTP charset.
 
@@ -176,6 +198,8 @@ def decode_document(body: bytes, content_type: str | None = None) -> Decoded:
     codec, guessed = "utf-8", text is None
     if text is None:
         text = _mostly_utf8(body)
+    if text is None and not labels:
+        text, codec = _detected(body)
     if text is None:
         text, codec = _try(body, "cp1252"), "cp1252"
     if text is None:

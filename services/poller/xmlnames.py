@@ -14,6 +14,8 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from feedparser.datetimes import _parse_date as feedparser_date
+from feedparser.datetimes import registerDateHandler
+from feedparser.datetimes.rfc822 import _parse_date_rfc822
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin
@@ -164,6 +166,21 @@ def leaf_text(el: ET.Element) -> str:
     if len(el):
         raise Unsupported("markup inside a text element")
     return el.text or ""
+
+
+# Zone names of outlets in East Asia that feedparser does not know (it reads them as UTC, nine
+# hours off for Seoul), as numeric offsets.
+_ASIAN_ZONES = {"KST": "+0900", "JST": "+0900", "HKT": "+0800", "SGT": "+0800"}
+
+
+def _asian_zone_date(value: str) -> time.struct_time | None:
+    """An RFC 822 date ending in an East Asian zone name; None for any other date."""
+    zone = _ASIAN_ZONES.get(value[-3:]) if value[-4:-3] == " " else None
+    return None if zone is None else _parse_date_rfc822(value[:-3] + zone)
+
+
+# feedparser's extension point; both parse paths read dates through feedparser's chain.
+registerDateHandler(_asian_zone_date)
 
 
 def date_value(value: str) -> time.struct_time | None:
