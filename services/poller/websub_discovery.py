@@ -17,6 +17,7 @@ Pure: no I/O; never raises for any input (a malformed body means "no hub").
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from dmzwatch.poller.text import decode_document
 
 _CHUNK = 16384
 _HEAD_LIMIT = 256 * 1024  # feed-level links sit before the entries: the head is enough
+_MENTIONS_HUB = re.compile(rb"hub", re.IGNORECASE)
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16/32 text has no ASCII "hub" to find
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,8 @@ def discover(
     names none); ``headers`` the response headers with lower-case names.
     """
     hub, topic = header_links((headers or {}).get("link", ""), url)
+    if hub is None and not _may_name_hub(body):
+        return None  # most feeds: no hub in headers or head, nothing to parse
     if (hub is None or topic is None) and body:
         doc_hub, doc_topic = document_links(body, url, content_type)
         hub = hub or doc_hub
@@ -59,6 +64,13 @@ def discover(
     if hub is None:
         return None
     return Advert(hub, topic or url)
+
+
+def _may_name_hub(body: bytes | None) -> bool:
+    if not body:
+        return False
+    head = body[:_HEAD_LIMIT]
+    return head.startswith(_WIDE_BOMS) or _MENTIONS_HUB.search(head) is not None
 
 
 def header_links(value: str, base: str) -> tuple[str | None, str | None]:

@@ -118,3 +118,9 @@ def test_bodies_that_advertise_no_usable_hub(body: bytes) -> None:
 def test_a_hub_before_a_parse_error_is_kept() -> None:
     body = rss('<atom:link rel="hub" href="https://hub.example/"/>').replace(b"</rss>", b"<oops")
     assert discover(body, URL) == Advert("https://hub.example/", URL)
+
+
+def test_a_utf16_feed_is_read_for_its_hub_too() -> None:
+    text = rss('<atom:link rel="hub" href="https://hub.example/"/>').decode()
+    body = b"\xff\xfe" + text.replace('encoding="utf-8"', "").encode("utf-16-le")
+    assert discover(body, URL) == Advert("https://hub.example/", URL)
