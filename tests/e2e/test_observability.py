@@ -45,19 +45,23 @@ POLL_SECONDS = 2
 SUBSTITUTIONS = {"$__rate_interval": "10m", "$__range": "1h", "$__interval": "15s"}
 
 
-def ensure_prometheus_tools() -> None:
-    """Install Debian's prometheus (prometheus, promtool) when missing: the same script as
-    ``make ops-tools``, idempotent and quick when installed."""
-    if shutil.which("prometheus") and shutil.which("promtool"):
+def ensure_ops_tools(*commands: str) -> None:
+    """Install Debian's prometheus (prometheus, promtool) and prometheus-alertmanager (amtool)
+    when missing: the same script as ``make ops-tools``, idempotent and quick when installed."""
+    if all(shutil.which(c) for c in commands):
         return
     done = subprocess.run(
         ["sh", str(INSTALLER)], capture_output=True, text=True, timeout=900, check=False
     )
-    if done.returncode != 0 or not (shutil.which("prometheus") and shutil.which("promtool")):
+    if done.returncode != 0 or not all(shutil.which(c) for c in commands):
         pytest.fail(
-            f"could not install Debian's prometheus package ({INSTALLER.name}, exit "
+            f"could not install {commands} from Debian's packages ({INSTALLER.name}, exit "
             f"{done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
+
+
+def ensure_prometheus_tools() -> None:
+    ensure_ops_tools("prometheus", "promtool")
 
 
 # ---------------------------------------------------------------------------------- the rules
@@ -101,6 +105,17 @@ def test_promtool_test_rules_passes_and_fires_every_alert_rule() -> None:
     assert len(names) >= 7
     assert names - fired == set(), "alert rules without a promtool case that fires them"
     assert names - quiet == set(), "alert rules without a promtool case where they stay quiet"
+
+
+def test_amtool_accepts_the_alertmanager_configuration() -> None:
+    ensure_ops_tools("amtool")
+    done = subprocess.run(
+        ["amtool", "check-config", str(REPO / "deploy/alertmanager/alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # ------------------------------------------------------------------------ the running system
