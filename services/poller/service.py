@@ -35,7 +35,7 @@ from dmzwatch.poller.metrics import PollerMetrics
 from dmzwatch.poller.normalise import guids_repeat, to_article
 from dmzwatch.poller.parse import ParsedFeed, parse_feed
 from dmzwatch.poller.schedule import Schedule
-from dmzwatch.poller.websub import FeedSubscriptions, PushSink, SinkOutcome
+from dmzwatch.poller.websub_contract import FeedSubscriptions, PushSink, SinkOutcome
 from dmzwatch.shared.clock import Clock
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.messages import Article, encode
