@@ -28,6 +28,8 @@
   denied, rejected (unknown callback, topic or mode: answered 404).
 - ``dmzwatch_poller_websub_requests_total{outcome}``: subscribe requests sent to hubs: accepted,
   rejected (non-2xx), blocked (SSRF guard), error.
+- ``dmzwatch_poller_websub_push_seconds``: from a verified push's body read to its new entries
+  acknowledged by the broker.
 ``feed_id`` values come from the feed list, so they are bounded.
 """
 
@@ -151,3 +153,9 @@ class WebSubMetrics:
             registry=registry,
         )
         self.requests = {o: requests.labels(o) for o in WEBSUB_REQUEST_OUTCOMES}
+        self.push_seconds = Histogram(
+            "dmzwatch_poller_websub_push_seconds",
+            "From a verified WebSub push to its entries acknowledged by the broker.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )

@@ -377,11 +377,14 @@ class WebSubSubscriber(FeedSubscriptions):
             return self._pushed("bad_signature", Answer(202), feed_id)
         if self._sink is None:
             raise RuntimeError("WebSubSubscriber.attach(sink) was not called")
+        started = self._clock.monotonic()
         try:
             outcome = self._sink.receive(feed_id, body, headers.get("content-type"))
         except Exception as exc:  # KafkaError: the hub retries the delivery later
             log.warning("websub_push_not_published", feed_id=feed_id, error=repr(exc))
             return self._pushed("publish_failed", Answer(503, b"try again\n"), feed_id)
+        if outcome == "ok":
+            self._metrics.push_seconds.observe(self._clock.monotonic() - started)
         return self._pushed(outcome, Answer(200 if outcome == "ok" else 202), feed_id)
 
     def _pushed(self, outcome: PushOutcome, answer: Answer, feed_id: str | None) -> Answer:

@@ -451,3 +451,11 @@ def test_websub_is_off_unless_a_callback_url_is_set(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DMZWATCH_WEBSUB_CALLBACK_URL", "ftp://poller.example/")
     with pytest.raises(ValueError, match="http"):
         PollerSettings(_env_file=None)
+
+
+def test_the_time_from_push_to_ack_is_observed() -> None:
+    r = active_rig()
+    body = b"<rss/>"
+    r.push(body, r.sign(body))
+    r.push(body, None)
+    assert r.sample("dmzwatch_poller_websub_push_seconds_count") == 1
