@@ -90,6 +90,8 @@ _INLINE_SAFE = frozenset({
 })
 # fmt: on
 _ANY_TAG = re.compile(r"""<(/?)([A-Za-z][A-Za-z0-9]*)(?=[\s/>])(?:[^<>"']|"[^"]*"|'[^']*')*>""")
+# Splits a fragment into text, then per tag: the tag, its "/" (or ""), its name, the text after.
+_SPLIT_TAGS = re.compile("(" + _ANY_TAG.pattern + ")")
 _TAG = re.compile(
     # [^<>] rather than [^>]: a tag never runs past the next "<", so a fragment of many
     # unclosed tags costs linear time, not quadratic (5 s for 270 KB before).
@@ -99,6 +101,10 @@ _TAG = re.compile(
 # Private-use characters mark breaks while the HTML's own whitespace is collapsed; any that the
 # input itself contained are removed first so they cannot forge breaks.
 _PARA, _LINE = "\ue000", "\ue001"
+# The break an _INLINE_SAFE element makes where its tags are stripped ("" for none).
+_INLINE_MARKS = {
+    name: _PARA if name in _BLOCKS else _LINE if name in _LINES else "" for name in _INLINE_SAFE
+}
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _DOUBLE_LINE = re.compile("\ue001{2,}")  # <br><br> is how many feeds write a paragraph
 _MANY_PARAS = re.compile("\ue000[\ue000\ue001]*|\ue001+\ue000[\ue000\ue001]*")
@@ -231,12 +237,15 @@ def _finish(marked: str) -> str:
     text = " ".join(marked.split())
     if _PARA not in text and _LINE not in text:
         return text
-    for mark in (_PARA, _LINE):
+    lines = _LINE in text
+    for mark in (_PARA, _LINE) if lines else (_PARA,):
         text = text.replace(" " + mark, mark).replace(mark + " ", mark)
-    if _LINE + _LINE in text:
+    if lines and _LINE + _LINE in text:
         text = _DOUBLE_LINE.sub(_PARA, text)
-    text = _MANY_PARAS.sub(_PARA, text).strip(_PARA + _LINE)
-    return text.replace(_PARA, "\n\n").replace(_LINE, "\n")
+    if _PARA + _PARA in text or (lines and (_PARA + _LINE in text or _LINE + _PARA in text)):
+        text = _MANY_PARAS.sub(_PARA, text)
+    text = text.strip(_PARA + _LINE).replace(_PARA, "\n\n")
+    return text.replace(_LINE, "\n") if lines else text
 
 
 def _mark(match: re.Match[str]) -> str:
@@ -264,11 +273,12 @@ def html_to_text(html: str) -> str:
     if "<" not in html:
         # Most titles and many summaries: no parser needed (Lexbor costs ~35 µs a document).
         return _finish(unescape(html)) if "&" in html else _finish(html)
+    inline = _inline_text(html)
+    if inline is not None:
+        return inline
     # Breaks are marked in the source text (one C-level regex pass) rather than by selecting
     # nodes after parsing, which costs twice as much.
     marked = _TAG.sub(_mark, html)
-    if _only_inline_safe(html):
-        return _finish(unescape(_ANY_TAG.sub("", marked)))
     tree = LexborHTMLParser(marked)
     if _HAS_DROPPED.search(html):
         tree.strip_tags(_DROPPED)
@@ -276,12 +286,29 @@ def html_to_text(html: str) -> str:
     return "" if root is None else _finish(root.text(deep=True))
 
 
-def _only_inline_safe(html: str) -> bool:
-    """Whether every ``<`` of ``html`` opens a well-formed tag of an element in _INLINE_SAFE."""
+def _inline_text(html: str) -> str | None:
+    """html_to_text of a fragment whose every ``<`` opens a well-formed tag of an element in
+    _INLINE_SAFE, by stripping its tags (a paragraph or line mark where one was); None for any
+    other fragment. One split and one pass over the tags: this runs on most summaries."""
     if "\x00" in html:
-        return False  # the HTML parser replaces NUL; unescape would not
-    tags = _ANY_TAG.findall(html)
-    return len(tags) == html.count("<") and all(t[1].lower() in _INLINE_SAFE for t in tags)
+        return None  # the HTML parser replaces NUL; unescape would not
+    parts = _SPLIT_TAGS.split(html)
+    if len(parts) // 4 != html.count("<"):
+        return None
+    out = [parts[0]]
+    for i in range(1, len(parts), 4):
+        name = parts[i + 2].lower()
+        mark = _INLINE_MARKS.get(name)
+        if mark is None:
+            return None
+        if mark:
+            if ">" in parts[i][:-1]:
+                return None  # a ">" quoted in the tag: where the break goes is the parser's call
+            if mark == _PARA or not parts[i + 1]:  # a line break at a start tag only
+                out.append(mark)
+        out.append(parts[i + 3])
+    text = "".join(out)
+    return _finish(unescape(text) if "&" in text else text)
 
 
 def plain_text(text: str) -> str:

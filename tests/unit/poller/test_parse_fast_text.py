@@ -38,12 +38,12 @@ WORDS = ["alpha", "&amp;", "&nbsp;", "&eacute;", " ", "\n", "beta", "&#233;", "x
 
 def lexbor_text(html: str) -> str:
     """html_to_text with the tag-stripping path turned off."""
-    original = text._only_inline_safe
-    text._only_inline_safe = lambda _html: False  # type: ignore[assignment]
+    original = text._inline_text
+    text._inline_text = lambda _html: None  # type: ignore[assignment]
     try:
         return html_to_text(html)
     finally:
-        text._only_inline_safe = original  # type: ignore[assignment]
+        text._inline_text = original  # type: ignore[assignment]
 
 
 def random_fragment(rng: random.Random) -> str:
