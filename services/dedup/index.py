@@ -14,11 +14,12 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from dmzwatch.dedup.entries import pack_id, unpack_id
-from dmzwatch.dedup.keys import Buckets, KeyLayout
+from dmzwatch.dedup.keys import INDEX_BUCKETS_PER_WINDOW, Buckets, KeyLayout
 from dmzwatch.dedup.records import call_redis
 from dmzwatch.shared.clock import Clock
 
@@ -78,7 +79,45 @@ for j = 3, #KEYS do
 end
 return 1
 """
+# Several stories at once, all or none: KEYS[1] version, KEYS[2] current signature hash, then
+# each story's band hashes. ARGV: expected version, TTL, capacity, stories, bands per story,
+# then per story its id, created + signature and band fields.
+_CREATE_MANY = """
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+local ttl, capacity = ARGV[2], tonumber(ARGV[3])
+local stories, bands = tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('INCRBY', KEYS[1], stories)
+for s = 0, stories - 1 do
+  local base = 6 + s * (2 + bands)
+  local id = ARGV[base]
+  redis.call('HSET', KEYS[2], id, ARGV[base + 1])
+  local entry = string.char(#id) .. id
+  for j = 1, bands do
+    local key, field = KEYS[2 + s * bands + j], ARGV[base + 1 + j]
+    local refs = (redis.call('HGET', key, field) or '') .. entry
+    local count, pos = 0, 1
+    while pos <= #refs do count = count + 1; pos = pos + 1 + string.byte(refs, pos) end
+    while count > capacity do
+      refs = string.sub(refs, 2 + string.byte(refs, 1))
+      count = count - 1
+    end
+    redis.call('HSET', key, field, refs)
+    if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+  end
+end
+if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+return 1
+"""
 _CREATED = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class NewStory:
+    """A story to add to the index: its id, MinHash signature and LSH bands."""
+
+    story_id: str
+    signature: bytes
+    bands: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +150,15 @@ class StoryIndex(ABC):
         self, story_id: str, signature: bytes, bands: Sequence[bytes], version: bytes
     ) -> bool: ...
 
+    def lookup_many(self, bands: Sequence[Sequence[bytes]]) -> list[Lookup]:
+        """``lookup`` of each band set (one round trip where the store allows)."""
+        return [self.lookup(b) for b in bands]
+
+    @abstractmethod
+    def create_many(self, stories: Sequence[NewStory], version: bytes) -> bool:
+        """Add every story, in order, if the index is still at ``version``; else add none and
+        return False. Atomic; the version then counts every story added."""
+
 
 class MemoryStoryIndex(StoryIndex):
     def __init__(self, window: int, clock: Clock) -> None:
@@ -135,16 +183,20 @@ class MemoryStoryIndex(StoryIndex):
     def create(
         self, story_id: str, signature: bytes, bands: Sequence[bytes], version: bytes
     ) -> bool:
+        return self.create_many([NewStory(story_id, signature, tuple(bands))], version)
+
+    def create_many(self, stories: Sequence[NewStory], version: bytes) -> bool:
         with self._lock:
             if str(self._version).encode() != version:
                 return False
-            self._version += 1
             created = int(self._clock.now().timestamp())
-            self._stories[story_id] = Candidate(story_id, created, signature)
-            for band in bands:
-                refs = self._bands.setdefault(band, [])
-                refs.append(story_id)
-                del refs[:-BAND_CAPACITY]
+            for story in stories:
+                self._version += 1
+                self._stories[story.story_id] = Candidate(story.story_id, created, story.signature)
+                for band in story.bands:
+                    refs = self._bands.setdefault(band, [])
+                    refs.append(story.story_id)
+                    del refs[:-BAND_CAPACITY]
             return True
 
 
@@ -152,18 +204,22 @@ class RedisStoryIndex(StoryIndex):
     """The index in Redis, in one hash slot (see ``keys`` for the layout and lifetimes)."""
 
     def __init__(self, client: redis.Redis, layout: KeyLayout, window: int, clock: Clock) -> None:
+        self._client = client
         self._layout = layout
-        self._buckets = Buckets(window)
+        self._buckets = Buckets(window, INDEX_BUCKETS_PER_WINDOW)
         self._clock = clock
         self._lookup = client.register_script(_LOOKUP)
         self._create = client.register_script(_CREATE)
+        self._create_many = client.register_script(_CREATE_MANY)
 
-    def lookup(self, bands: Sequence[bytes]) -> Lookup:
-        live = self._buckets.live(self._clock.now().timestamp())
+    def _lookup_call(self, bands: Sequence[bytes], live: list[int]) -> tuple[list[str], list[Any]]:
         layout = self._layout
         keys = [layout.index_version()] + [layout.index_signatures(b) for b in live]
         keys += [layout.index_bands(b, band) for band in bands for b in live]
-        reply = call_redis(lambda: self._lookup(keys=keys, args=[len(live), *bands]))
+        return keys, [len(live), *bands]
+
+    @staticmethod
+    def _found(reply: list[Any]) -> Lookup:
         candidates = tuple(
             Candidate(
                 unpack_id(bytes(reply[i])),
@@ -173,6 +229,42 @@ class RedisStoryIndex(StoryIndex):
             for i in range(1, len(reply), 2)
         )
         return Lookup(bytes(reply[0]), candidates)
+
+    def lookup(self, bands: Sequence[bytes]) -> Lookup:
+        keys, args = self._lookup_call(bands, self._buckets.live(self._clock.now().timestamp()))
+        return self._found(call_redis(lambda: self._lookup(keys=keys, args=args)))
+
+    def lookup_many(self, bands: Sequence[Sequence[bytes]]) -> list[Lookup]:
+        if not bands:
+            return []
+        live = self._buckets.live(self._clock.now().timestamp())
+        pipe = self._client.pipeline(transaction=False)
+        for one in bands:
+            keys, args = self._lookup_call(one, live)
+            self._lookup(keys=keys, args=args, client=pipe)
+        return [self._found(reply) for reply in call_redis(pipe.execute)]
+
+    def create_many(self, stories: Sequence[NewStory], version: bytes) -> bool:
+        if not stories:
+            return True
+        now = self._clock.now().timestamp()
+        bucket = self._buckets.current(now)
+        layout = self._layout
+        created = _CREATED.pack(int(now))
+        keys = [layout.index_version(), layout.index_signatures(bucket)]
+        args: list[bytes | int] = [
+            version,
+            self._buckets.ttl(bucket, now),
+            BAND_CAPACITY,
+            len(stories),
+            len(stories[0].bands),
+        ]
+        for story in stories:
+            if len(story.bands) != len(stories[0].bands):
+                raise ValueError("every story needs the same number of bands")
+            keys += [layout.index_bands(bucket, band) for band in story.bands]
+            args += [pack_id(story.story_id), created + story.signature, *story.bands]
+        return bool(call_redis(lambda: self._create_many(keys=keys, args=args)))
 
     def create(
         self, story_id: str, signature: bytes, bands: Sequence[bytes], version: bytes

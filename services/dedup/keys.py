@@ -41,6 +41,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BUCKETS_PER_LIFETIME = 8
+# The index is read 32 times per bucket by every lookup (one read per band), so it has fewer,
+# wider buckets: a story is kept between one and one and a half windows.
+INDEX_BUCKETS_PER_WINDOW = 2
 INDEX_TAG = "{lsh}"
 
 
@@ -49,10 +52,11 @@ class Buckets:
     """Time buckets for records that live ``lifetime`` seconds (see the module docstring)."""
 
     lifetime: int
+    per_lifetime: int = BUCKETS_PER_LIFETIME
 
     @property
     def width(self) -> int:
-        return max(1, self.lifetime // BUCKETS_PER_LIFETIME)
+        return max(1, self.lifetime // self.per_lifetime)
 
     def current(self, now: float) -> int:
         return int(now // self.width)
@@ -60,7 +64,7 @@ class Buckets:
     def live(self, now: float) -> list[int]:
         """The buckets a lookup reads, newest (the one written to) first."""
         current = self.current(now)
-        return [current - i for i in range(BUCKETS_PER_LIFETIME + 1)]
+        return [current - i for i in range(self.per_lifetime + 1)]
 
     def ttl(self, bucket: int, now: float) -> int:
         """Seconds the key of ``bucket`` has left: until its end plus the lifetime."""

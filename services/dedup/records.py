@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import redis
@@ -69,6 +69,18 @@ class RecordStore(ABC):
     @abstractmethod
     def get(self, name: bytes) -> bytes | None: ...
 
+    # Batches: the same operations, applied in order, answers in order. Each operation is
+    # atomic on its own (not the batch); a store may send them in one round trip.
+
+    def claim_many(self, entries: Sequence[tuple[bytes, bytes]]) -> list[tuple[bool, bytes]]:
+        return [self.claim(name, value) for name, value in entries]
+
+    def get_many(self, names: Sequence[bytes]) -> list[bytes | None]:
+        return [self.get(name) for name in names]
+
+    def swap_many(self, entries: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        return [self.swap(name, expected, new) for name, expected, new in entries]
+
 
 class MemoryRecords(RecordStore):
     """Records in a dict, expired by the injected clock (unit tests, ``dmzwatch cluster``)."""
@@ -123,6 +135,7 @@ class RedisRecords(RecordStore):
         lifetime: int,
         clock: Clock,
     ) -> None:
+        self._client = client
         self._layout = layout
         self._namespace = namespace
         self._buckets = Buckets(lifetime)
@@ -151,6 +164,37 @@ class RedisRecords(RecordStore):
         keys = self._keys(name, self._clock.now().timestamp())
         value = call_redis(lambda: self._get(keys=keys, args=[name]))
         return bytes(value) if value else None
+
+    # Batches go in one pipeline (one round trip; not a transaction: each script is atomic).
+
+    def claim_many(self, entries: Sequence[tuple[bytes, bytes]]) -> list[tuple[bool, bytes]]:
+        if not entries:
+            return []
+        now = self._clock.now().timestamp()
+        ttl = self._buckets.ttl(self._buckets.current(now), now)
+        pipe = self._client.pipeline(transaction=False)
+        for name, value in entries:
+            self._claim(keys=self._keys(name, now), args=[name, value, ttl], client=pipe)
+        replies = call_redis(pipe.execute)
+        return [(bool(won), bytes(holder)) for won, holder in replies]
+
+    def get_many(self, names: Sequence[bytes]) -> list[bytes | None]:
+        if not names:
+            return []
+        now = self._clock.now().timestamp()
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            self._get(keys=self._keys(name, now), args=[name], client=pipe)
+        return [bytes(value) if value else None for value in call_redis(pipe.execute)]
+
+    def swap_many(self, entries: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
+        if not entries:
+            return []
+        now = self._clock.now().timestamp()
+        pipe = self._client.pipeline(transaction=False)
+        for name, expected, new in entries:
+            self._swap(keys=self._keys(name, now), args=[name, expected, new], client=pipe)
+        return [bool(done) for done in call_redis(pipe.execute)]
 
 
 def call_redis(command: Callable[[], T]) -> T:

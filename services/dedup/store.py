@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from dmzwatch.shared.errors import RetryableError
 from dmzwatch.shared.messages import Article
 
 DuplicateKind = Literal["url", "guid", "id", "content"]
@@ -53,3 +55,18 @@ class SeenStore(ABC):
 
     @abstractmethod
     def remember(self, article: Article, token: str) -> Sighting: ...
+
+    def remember_many(self, items: Sequence[tuple[Article, str]]) -> list[Sighting | Exception]:
+        """``remember`` for each (article, token) of a batch, in order: the same sightings as
+        one by one, except that articles of one batch may be told apart the way two replicas
+        handling them at the same moment would be. A failure of one article is its result; a
+        store that fails as a whole raises (e.g. :class:`RetryableError`)."""
+        results: list[Sighting | Exception] = []
+        for article, token in items:
+            try:
+                results.append(self.remember(article, token))
+            except RetryableError:
+                raise
+            except Exception as exc:
+                results.append(exc)
+        return results

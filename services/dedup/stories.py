@@ -22,6 +22,8 @@ token), so a crash anywhere re-delivers and gets the same story.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dmzwatch.dedup.entries import (
@@ -36,18 +38,43 @@ from dmzwatch.dedup.entries import (
     guid_name,
     outlet_hash,
     outlets_name,
+    pack_id,
 )
-from dmzwatch.dedup.index import Candidate, StoryIndex
+from dmzwatch.dedup.index import Candidate, NewStory, StoryIndex
 from dmzwatch.dedup.outlets import Outlets
 from dmzwatch.dedup.records import RecordStore
-from dmzwatch.dedup.signature import DEFAULT_THRESHOLD, Signer
+from dmzwatch.dedup.signature import DEFAULT_THRESHOLD, Signature, Signer
 from dmzwatch.dedup.store import DuplicateKind, Match, SeenStore, Sighting
 from dmzwatch.shared.clock import Clock
-from dmzwatch.shared.errors import RetryableError
+from dmzwatch.shared.errors import InvalidMessage, RetryableError
 from dmzwatch.shared.identity import content_fingerprint
 from dmzwatch.shared.messages import Article
 
 ATTEMPTS = 8  # compare-and-swap rounds before giving up (the runner then retries the record)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An article of a batch on its way through ``remember_many``."""
+
+    index: int
+    article: Article
+    fingerprint: str
+    outlet: str
+    record: ArticleRecord
+    story: str = ""
+    match: Match = "new"
+
+    @property
+    def own(self) -> bytes:
+        return article_hash(self.article.article_id)
+
+    @property
+    def ours(self) -> bytes:
+        return outlet_hash(self.outlet)
+
+    def content(self) -> ContentRecord:
+        return ContentRecord(self.own, self.story, self.ours)
 
 
 class StoryStore(SeenStore):
@@ -101,6 +128,154 @@ class StoryStore(SeenStore):
         name = article_name(article.article_id)
         self._articles.swap(name, record.encode(), record.decided(story, match).encode())
         return Sighting(None, story, match, revision, outlets, seen_at)
+
+    def remember_many(self, items: Sequence[tuple[Article, str]]) -> list[Sighting | Exception]:
+        """The batch form of ``remember`` in a few round trips. For articles new to dedup (the
+        usual case) each step above is one pipelined call for the whole batch: claim the
+        records, the GUIDs, read the texts, look up the signatures, create the batch's new
+        stories at once (a story started earlier in the batch is a candidate too, when it
+        shares a band), claim the texts, join the outlets, record the stories. A known article
+        id, an id met twice in the batch, or an index another replica changed meanwhile goes
+        through ``remember``'s one-by-one path."""
+        now = self._clock.now()
+        results: list[Sighting | Exception | None] = [None] * len(items)
+        later: list[int] = []  # handled one by one once the batch is done
+        batch: list[_Pending] = []
+        ids: set[str] = set()
+        for i, (article, token) in enumerate(items):
+            if article.article_id in ids:
+                later.append(i)
+                continue
+            ids.add(article.article_id)
+            try:
+                pack_id(article.article_id)
+            except InvalidMessage as exc:
+                results[i] = exc
+                continue
+            fingerprint = content_fingerprint(article.title, article.text)
+            text = bytes.fromhex(fingerprint)[:6]
+            record = ArticleRecord.first(int(now.timestamp()), text, digest(token, 6))
+            batch.append(_Pending(i, article, fingerprint, self._outlets(article.source), record))
+        claims = self._articles.claim_many(
+            [(article_name(p.article.article_id), p.record.encode()) for p in batch]
+        )
+        claimed = []
+        for p, (won, _) in zip(batch, claims, strict=True):
+            if won:
+                claimed.append(p)
+            else:  # known already: a repeat, an update or a re-delivery
+                later.append(p.index)
+        batch = claimed
+        self._decide_many(batch, results, now)
+        decided = [p for p in batch if results[p.index] is None]
+        texts = self._articles.claim_many(
+            [(content_name(p.fingerprint), p.content().encode()) for p in decided]
+        )
+        for p, (won, held) in zip(decided, texts, strict=True):
+            first = ContentRecord.decode(held)
+            if not won and first.article != p.own and first.outlet == p.ours and p.match != "exact":
+                results[p.index] = Sighting("content", first.story)  # another replica's meanwhile
+        joining = [p for p in decided if results[p.index] is None]
+        started = OutletsRecord(int(now.timestamp()), ())
+        joins = self._articles.claim_many(
+            [
+                (outlets_name(p.story), OutletsRecord(started.created, (p.outlet,)).encode())
+                for p in joining
+            ]
+        )
+        for p, (won, _) in zip(joining, joins, strict=True):
+            try:
+                outlets = (p.outlet,) if won else self._join(p.story, p.outlet, now)
+            except RetryableError:
+                raise
+            except Exception as exc:
+                results[p.index] = exc
+                continue
+            results[p.index] = Sighting(None, p.story, p.match, 1, outlets, None)
+        self._articles.swap_many(
+            [
+                (
+                    article_name(p.article.article_id),
+                    p.record.encode(),
+                    p.record.decided(p.story, p.match).encode(),
+                )
+                for p in joining
+            ]
+        )
+        for i in sorted(later):  # in batch order: an id met twice keeps its order
+            try:
+                results[i] = self.remember(*items[i])
+            except RetryableError:
+                raise
+            except Exception as exc:
+                results[i] = exc
+        return [r if r is not None else RuntimeError("no result") for r in results]
+
+    def _decide_many(
+        self, batch: list[_Pending], results: list[Sighting | Exception | None], now: datetime
+    ) -> None:
+        """``_decide`` for a batch of newly claimed articles: sets each one's story and match,
+        or its result when it is a repeat."""
+        guided = [p for p in batch if p.article.guid and p.article.url]
+        holders = self._articles.claim_many(
+            [(guid_name(p.article.feed_id, p.article.guid or ""), p.own) for p in guided]
+        )
+        for p, (won, holder) in zip(guided, holders, strict=True):
+            if not won and holder != p.own:
+                results[p.index] = Sighting("guid", p.article.article_id)
+        pending = [p for p in batch if results[p.index] is None]
+        contents = self._articles.get_many([content_name(p.fingerprint) for p in pending])
+        near: list[_Pending] = []
+        for p, held in zip(pending, contents, strict=True):
+            first = ContentRecord.decode(held) if held is not None else None
+            if first is None or first.article == p.own:
+                near.append(p)
+            elif first.outlet == p.ours:
+                results[p.index] = Sighting("content", first.story)
+            else:
+                p.story, p.match = first.story, "exact"
+        self._near_many(near, now)
+
+    def _near_many(self, batch: list[_Pending], now: datetime) -> None:
+        """``_near`` for a batch: one pipelined lookup, then every new story at once."""
+        signed: list[tuple[_Pending, Signature]] = []
+        for p in batch:
+            signature = self._signer.sign(p.article.title, p.article.text) if self._signer else None
+            p.story, p.match = p.article.article_id, "new"
+            if signature is not None and self._index is not None:
+                signed.append((p, signature))
+        if not signed or self._index is None:
+            return
+        lookups = self._index.lookup_many([s.bands for _, s in signed])
+        versions = {lookup.version for lookup in lookups}
+        if len(versions) == 1:
+            oldest = now.timestamp() - self._window
+            created = int(now.timestamp())
+            started: dict[bytes, list[Candidate]] = {}  # band -> stories this batch starts
+            new: list[NewStory] = []
+            for (p, signature), lookup in zip(signed, lookups, strict=True):
+                own = p.article.article_id
+                ours = {c.story_id: c for b in signature.bands for c in started.get(b, ())}
+                candidates = (*lookup.candidates, *ours.values())
+                best: tuple[float, int, Candidate] | None = None
+                if all(c.story_id != own for c in candidates):
+                    for candidate in candidates:
+                        score = signature.similarity(candidate.signature)
+                        if candidate.created < oldest or score < self._threshold:
+                            continue
+                        if best is None or (score, -candidate.created) > best[:2]:
+                            best = (score, -candidate.created, candidate)
+                    if best is not None:
+                        p.story, p.match = best[2].story_id, "near"
+                    else:
+                        story = Candidate(own, created, signature.packed)
+                        for band in signature.bands:
+                            started.setdefault(band, []).append(story)
+                        new.append(NewStory(own, signature.packed, signature.bands))
+            if self._index.create_many(new, versions.pop()):
+                return
+        for p, _ in signed:  # another replica changed the index meanwhile: one by one
+            p.story, p.match = self._near(p.article, now)
 
     def _revision(
         self, article: Article, text: bytes, token: bytes, now: datetime

@@ -1,0 +1,44 @@
+"""Dedup's batch path on the real Redis (pipelines, the all-or-none story creation)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redis
+
+from dmzwatch.dedup.app import redis_store
+from dmzwatch.dedup.cluster import article_from, memory_store
+from dmzwatch.dedup.settings import DedupSettings
+from dmzwatch.dedup.store import Sighting
+from dmzwatch.shared.clock import ManualClock
+from tests.stories import labelled_articles, score
+
+START = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    items = labelled_articles(copies=5, seed=9)
+    clock = ManualClock(START)
+    articles = [article_from(item, clock.now()) for item in items]
+    articles += articles[:10]  # polled again: repeats
+    memory = memory_store(ManualClock(START))
+    expected = [memory.remember(a, f"raw/0/{n}") for n, a in enumerate(articles)]
+    store = redis_store(DedupSettings(redis_key_prefix=key_prefix), redis_client, clock)
+    got: list[Sighting] = []
+    for start in range(0, len(articles), 25):
+        chunk = [(a, f"raw/0/{n}") for n, a in enumerate(articles[start : start + 25], start)]
+        results = store.remember_many(chunk)
+        assert all(isinstance(r, Sighting) for r in results), results
+        got.extend(r for r in results if isinstance(r, Sighting))
+    assert [(s.duplicate, s.story_id) for s in got] == [(s.duplicate, s.story_id) for s in expected]
+    assert [s.outlets for s in got] == [s.outlets for s in expected]
+    stories = {item["id"]: s.story_id for item, s in zip(items, got, strict=False)}
+    result = score(items, stories)
+    assert result.recall >= 0.95 and result.merged == ()
+    # the same batch re-delivered: the same answers, nothing new
+    again = store.remember_many([(a, f"raw/0/{n}") for n, a in enumerate(articles[:25])])
+    assert [(s.duplicate, s.story_id) for s in again if isinstance(s, Sighting)] == [
+        (s.duplicate, s.story_id) for s in got[:25]
+    ]

@@ -1,0 +1,104 @@
+"""``remember_many`` (the batch path dedup's handler takes) decides as ``remember`` does."""
+
+from collections.abc import Sequence
+
+import pytest
+
+from dmzwatch.dedup.cluster import article_from, memory_store
+from dmzwatch.dedup.index import Lookup, MemoryStoryIndex, NewStory, StoryIndex
+from dmzwatch.dedup.store import Sighting
+from dmzwatch.shared.clock import ManualClock
+from dmzwatch.shared.messages import Article
+from tests.stories import STORIES, labelled_articles
+
+
+def stream(seed: int) -> list[Article]:
+    """The labelled set with some articles polled twice, some of them within a few items."""
+    clock = ManualClock()
+    items = labelled_articles(copies=5, seed=seed)
+    articles = [article_from(item, clock.now()) for item in items]
+    out: list[Article] = []
+    for n, article in enumerate(articles):
+        out.append(article)
+        if n % 7 == 3:
+            out.append(article)  # the next poll of the same feed, soon after
+        if n % 11 == 5:
+            out.append(articles[n // 2])  # a repeat of an older one
+    return out
+
+
+def one_by_one(articles: list[Article]) -> list[Sighting]:
+    clock = ManualClock()
+    store = memory_store(clock)
+    return [store.remember(a, f"raw/0/{n}") for n, a in enumerate(articles)]
+
+
+def batched(articles: list[Article], size: int, store=None) -> list[Sighting]:
+    store = store or memory_store(ManualClock())
+    out: list[Sighting] = []
+    for start in range(0, len(articles), size):
+        chunk = [(a, f"raw/0/{n}") for n, a in enumerate(articles[start : start + size], start)]
+        for result in store.remember_many(chunk):
+            assert isinstance(result, Sighting), result
+            out.append(result)
+    return out
+
+
+def verdicts(sightings: Sequence[Sighting]) -> list[tuple[str | None, str]]:
+    return [(s.duplicate, s.story_id if s.duplicate is None else "") for s in sightings]
+
+
+@pytest.mark.parametrize("size", [1, 7, 50, 1000])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_batches_give_the_same_stories_and_repeats_as_one_by_one(size: int, seed: int) -> None:
+    articles = stream(seed)
+    expected = one_by_one(articles)
+    got = batched(articles, size)
+    assert verdicts(got) == verdicts(expected)
+    assert [s.outlets for s in got] == [s.outlets for s in expected]
+    assert sum(s.duplicate is not None for s in got) > 0
+    assert len({s.story_id for s in got if s.duplicate is None}) == len(STORIES)
+
+
+def test_a_redelivered_batch_gets_the_same_answers() -> None:
+    articles = stream(3)[:60]
+    store = memory_store(ManualClock())
+    first = batched(articles, 60, store)
+    again = batched(articles, 60, store)
+    assert verdicts(again) == verdicts(first)
+
+
+class RaceIndex(StoryIndex):
+    """An index another replica writes to between our lookups and our first create."""
+
+    def __init__(self, inner: MemoryStoryIndex, race: NewStory) -> None:
+        self.inner = inner
+        self.race: NewStory | None = race
+
+    def lookup(self, bands: Sequence[bytes]) -> Lookup:
+        return self.inner.lookup(bands)
+
+    def create(self, story_id, signature, bands, version) -> bool:
+        return self.inner.create(story_id, signature, bands, version)
+
+    def create_many(self, stories: Sequence[NewStory], version: bytes) -> bool:
+        if self.race is not None:
+            race, self.race = self.race, None
+            assert self.inner.create_many([race], version)
+        return self.inner.create_many(stories, version)
+
+
+def test_a_story_another_replica_starts_meanwhile_is_joined_not_duplicated() -> None:
+    clock = ManualClock()
+    items = labelled_articles(copies=1, seed=4)
+    first, second = [item for item in items if item["story"] == items[0]["story"]]
+    original, copy = article_from(first, clock.now()), article_from(second, clock.now())
+    store = memory_store(clock)
+    signature = store._signer.sign(original.title, original.text)
+    store._index = RaceIndex(
+        MemoryStoryIndex(72 * 3600, clock),
+        NewStory("elsewhere", signature.packed, signature.bands),
+    )
+    [result] = store.remember_many([(copy, "raw/0/1")])
+    assert isinstance(result, Sighting)
+    assert result.story_id == "elsewhere" and result.match == "near"
