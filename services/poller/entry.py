@@ -119,7 +119,7 @@ def markup_text(value: object, content_type: object = "text/html") -> str:
         return ""
     if isinstance(content_type, str) and ("html" in content_type or "xml" in content_type):
         text = html_to_text(value)
-        return html_to_text(text) if _LEFTOVER_TAGS.search(text) else text
+        return html_to_text(text) if "<" in text and _LEFTOVER_TAGS.search(text) else text
     return plain_text(value)
 
 

@@ -242,8 +242,12 @@ def _finish(marked: str) -> str:
         text = text.replace(" " + mark, mark).replace(mark + " ", mark)
     if lines and _LINE + _LINE in text:
         text = _DOUBLE_LINE.sub(_PARA, text)
-    if _PARA + _PARA in text or (lines and (_PARA + _LINE in text or _LINE + _PARA in text)):
-        text = _MANY_PARAS.sub(_PARA, text)
+    if lines:
+        if _PARA + _PARA in text or _PARA + _LINE in text or _LINE + _PARA in text:
+            text = _MANY_PARAS.sub(_PARA, text)
+    else:
+        while _PARA + _PARA in text:  # a run of n marks is one after log2(n) passes
+            text = text.replace(_PARA + _PARA, _PARA)
     text = text.strip(_PARA + _LINE).replace(_PARA, "\n\n")
     return text.replace(_LINE, "\n") if lines else text
 

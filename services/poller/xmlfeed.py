@@ -238,7 +238,7 @@ def _entry(item: ET.Element, scope: _Scope, atom: bool) -> dict[str, Any]:
     guids = 0
     for child in item:
         key = element_key(child.tag)
-        child_scope = scope.enter(child)
+        child_scope = scope.enter(child) if child.attrib else scope
         if key in TITLE:
             detail = _construct(child, child_scope, "text/plain", atom)
             if not entry.get("title"):  # the first non-empty title wins, as in feedparser
