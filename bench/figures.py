@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 from dataclasses import dataclass
 
@@ -24,16 +25,21 @@ class Figure:
 
     @property
     def met(self) -> bool | None:
+        if not math.isfinite(self.value):
+            return None if self.limit is None else False
         ratio = self.ratio
         return None if ratio is None else ratio >= 1.0
 
     def as_json(self) -> dict[str, object]:
+        """JSON-safe: a value that is not finite (nothing measured, e.g. no alert arrived) is
+        null, and then ``met`` is false when there is a limit."""
+        finite = math.isfinite(self.value)
         return {
-            "value": round(self.value, 4),
+            "value": round(self.value, 4) if finite else None,
             "unit": self.unit,
             "limit": self.limit,
-            "ratio": None if self.ratio is None else round(self.ratio, 3),
-            "met": self.met,
+            "ratio": None if self.ratio is None or not finite else round(self.ratio, 3),
+            "met": self.met if finite or self.limit is None else False,
             "note": self.note,
         }
 

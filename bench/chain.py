@@ -1,0 +1,134 @@
+"""One replay through a two-stage chain, measured from the topics themselves.
+
+The raw articles are produced to ``articles.raw`` before any stage starts. Then the stages start
+as separate processes: the real ``dmzwatch dedup`` and ``dmzwatch classifier`` (``services``),
+or pass-through stages of the same shape (``relay``, see ``bench/relay.py``), with one or more
+replicas each in the same consumer group. The run is over when the first stage has consumed
+every raw article and the second every article the first passed on (their
+``dmzwatch_messages_total`` counters), and every decision is on its topic.
+
+Throughput is the raw article count over the time from the first record the first stage
+produced to the last decision (both broker record timestamps, taken by the producers), so
+interpreter start-up and the first group join are left out, the same way for both chains; they
+are reported separately as ``startup_seconds``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.stack import BenchStack, Service, produce_all, read_topic, wait_until
+
+Chain = Literal["services", "relay"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    articles: int
+    seconds: float
+    startup_seconds: float
+    passed_on: int  # records the first stage produced (unique articles)
+    decisions: int
+    duplicate_decisions: int  # decisions of an article decided before
+    peak_rss: dict[str, int]  # stage -> largest resident size of its replicas under load
+
+    @property
+    def per_second(self) -> float:
+        return self.articles / self.seconds
+
+
+def _first_timestamp(bootstrap_servers: str, topic: str, partitions: int) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        waiting = {tp for tp in tps if ends[tp] > 0}
+        first: list[int] = []
+        while waiting:
+            for tp, records in consumer.poll(timeout_ms=500, max_records=len(tps)).items():
+                if tp in waiting and records:
+                    first.append(records[0].timestamp)
+                    waiting.discard(tp)
+                    consumer.pause(tp)
+        return min(first)
+    finally:
+        consumer.close()
+
+
+def _stages(stack: BenchStack, chain: Chain, replicas: int) -> tuple[list[Service], list[Service]]:
+    topics = stack.catalogue
+    first: list[Service] = []
+    second: list[Service] = []
+    for _ in range(replicas):
+        if chain == "services":
+            first.append(stack.start("dedup"))
+            second.append(stack.start("classifier"))
+        else:
+            for stage, source, target, into in (
+                ("relay1", topics.articles_raw, topics.articles_unique, first),
+                ("relay2", topics.articles_unique, topics.decisions, second),
+            ):
+                args = ["-m", "bench.relay", "--stage", stage, "--input", source]
+                into.append(stack.start(stage, [*args, "--output", target]))
+    return first, second
+
+
+def _count(services: list[Service], outcome: str) -> float:
+    return sum(s.counter("dmzwatch_messages_total", outcome=outcome) for s in services)
+
+
+def replay(
+    bootstrap_servers: str,
+    records: list[tuple[bytes, bytes]],
+    chain: Chain,
+    replicas: int = 1,
+    timeout: float = 300.0,
+) -> ChainResult:
+    """Replay ``records`` (key, value) through ``chain`` with ``replicas`` per stage."""
+    with BenchStack(bootstrap_servers, name=f"{chain}{replicas}") as stack:
+        stack.create_topics()
+        produce_all(bootstrap_servers, stack.catalogue.articles_raw, records)
+        spawned = time.time()
+        first, second = _stages(stack, chain, replicas)
+        stack.sample_memory()
+        everyone = first + second
+        n = len(records)
+        wait_until(lambda: _count(first, "in") >= n, timeout, f"{chain}: first stage", everyone)
+        passed_on = int(_count(first, "out"))
+        wait_until(
+            lambda: _count(second, "in") >= passed_on, timeout, f"{chain}: second stage", everyone
+        )
+        topics = stack.catalogue
+        partitions = stack.partitions
+        started = _first_timestamp(bootstrap_servers, topics.articles_unique, partitions)
+        seen: Counter[bytes] = Counter()
+        last = 0
+        deadline = time.monotonic() + 30
+        while True:
+            seen.clear()
+            for record in read_topic(bootstrap_servers, topics.decisions, partitions):
+                seen[record.key or b""] += 1
+                last = max(last, record.timestamp_ms)
+            if sum(seen.values()) >= passed_on or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        peak: dict[str, int] = {}
+        for service in everyone:
+            stage = service.name.rsplit("-", 1)[0]
+            peak[stage] = max(peak.get(stage, 0), service.peak_rss)
+        return ChainResult(
+            articles=n,
+            seconds=(last - started) / 1000,
+            startup_seconds=started / 1000 - spawned,
+            passed_on=passed_on,
+            decisions=sum(seen.values()),
+            duplicate_decisions=sum(seen.values()) - len(seen),
+            peak_rss=peak,
+        )
