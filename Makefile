@@ -71,8 +71,8 @@ demo: $(STAMP) ## One pass over the demo feeds through the whole pipeline; print
 eval: $(STAMP) ## Classifier precision/recall/F1 on the labelled corpus
 	$(BIN)/dmzwatch eval $(CORPUS)
 
-bench: $(STAMP) ## Benchmarks; writes bench/results.json
-	$(BIN)/python -m bench
+bench: $(STAMP) ## Benchmarks; writes bench/results.json (ONLY=replay,latency for some)
+	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
