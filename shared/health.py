@@ -38,6 +38,7 @@ class Health:
         self._last_beat = clock.monotonic()
         self._conditions: dict[str, str | None] = {}
         self._probes: dict[str, Probe] = {}
+        self._probe_problems: dict[str, str | None] = {}
         self.on_change: Callable[[bool], None] | None = None
 
     def beat(self) -> None:
@@ -72,11 +73,25 @@ class Health:
             problems = {k: v for k, v in self._conditions.items() if v is not None}
             probes = dict(self._probes)
         for name, probe in probes.items():
+            problem = None
             try:
                 probe()
             except Exception as exc:  # a probe failing is the answer, not an error
-                problems[name] = f"{type(exc).__name__}: {exc}"
+                problem = problems[name] = f"{type(exc).__name__}: {exc}"
+            self._log_probe(name, problem)
         return (not problems, problems)
+
+    def _log_probe(self, name: str, problem: str | None) -> None:
+        """Log a probe's changes of state, so that the log says why the stage is not ready."""
+        with self._lock:
+            before = self._probe_problems.get(name, None)
+            self._probe_problems[name] = problem
+        if (before is None) == (problem is None):
+            return
+        if problem is None:
+            log.info("probe_ready", probe=name)
+        else:
+            log.warning("probe_not_ready", probe=name, reason=problem)
 
 
 class HealthServer:
