@@ -191,10 +191,19 @@ def _evidence(raw: str, text: str, hits: Sequence[tuple[int, float]]) -> tuple[s
 def _excerpt(raw: str, start: int, end: int, hit: int) -> str:
     """``raw[start:end]``, whitespace collapsed, cut to ``MAX_EVIDENCE_CHARS`` around ``hit``."""
     if end - start <= MAX_EVIDENCE_CHARS:
-        return " ".join(raw[start:end].split())
+        return _collapse(raw[start:end])
     # A long sentence (or a text without punctuation): keep the part around the hit.
     cut_start = max(start, hit - MAX_EVIDENCE_CHARS // 3)
     cut_end = min(end, cut_start + MAX_EVIDENCE_CHARS - 2)
     head = "…" if cut_start > start else ""
     tail = "…" if cut_end < end else ""
-    return head + " ".join(raw[cut_start:cut_end].split()) + tail
+    return head + _collapse(raw[cut_start:cut_end]) + tail
+
+
+def _collapse(text: str) -> str:
+    """``" ".join(text.split())``: whitespace runs made one space, none at either end."""
+    # Most sentences have no whitespace but single spaces (``isprintable`` is false for every
+    # other whitespace character) and none at either end: they are returned as they are.
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return " ".join(text.split())

@@ -28,6 +28,7 @@ class TaxonomyError(ConfigurationError):
 # One character for one: hyphens, dashes, brackets, double quotes and opening single quotes
 # separate words like spaces; the closing single quote is the apostrophe ("Workers’ Party").
 _AS_SPACE = '-\u2013\u2014"\u201c\u201d\u2018()/\u00a0\t\r'
+_ASCII_AS_SPACE = "".join(char for char in _AS_SPACE if char.isascii())
 
 
 def normalise(text: str) -> str:
@@ -39,6 +40,11 @@ def normalise(text: str) -> str:
     original (for entity names and evidence). Newlines are kept: they end sentences.
     """
     lowered = text.lower()
+    if text.isascii():
+        # Most articles: only the ASCII separators can occur (and lower() kept the length).
+        for char in _ASCII_AS_SPACE:
+            lowered = lowered.replace(char, " ")
+        return lowered
     if len(lowered) != len(text):
         # A few characters lower-case to two ("İ"); keep offsets aligned at their expense.
         lowered = "".join(ch.lower()[:1] for ch in text)
