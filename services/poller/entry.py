@@ -146,6 +146,17 @@ def _field(entry: Mapping[str, Any], key: str) -> str:
     return markup_text(entry.get(key), detail.get("type", "text/html"))
 
 
+def _names(items: Iterable[object] | None, key: str, fallback: str) -> tuple[str, ...]:
+    """``unique`` one-line ``key`` (else ``fallback``) values of the mappings in ``items``."""
+    names: dict[str, None] = {}
+    for item in items or ():
+        if isinstance(item, Mapping):
+            name = one_line(str(item.get(key) or item.get(fallback) or ""))
+            if name:
+                names[name] = None
+    return tuple(names)
+
+
 def entry_from_dict(entry: Mapping[str, Any], url: str, feed: Mapping[str, Any]) -> FeedEntry:
     """A :class:`FeedEntry` from an entry shaped as feedparser gives it (both XML paths)."""
     title = one_line(_field(entry, "title"))
@@ -165,16 +176,8 @@ def entry_from_dict(entry: Mapping[str, Any], url: str, feed: Mapping[str, Any])
         or utc_datetime(entry.get("updated_parsed"))
         or utc_datetime(entry.get("created_parsed"))
     )
-    authors = unique(
-        one_line(str(a.get("name") or a.get("email") or ""))
-        for a in entry.get("authors") or ()
-        if isinstance(a, Mapping)
-    )
-    tags = unique(
-        one_line(str(t.get("term") or t.get("label") or ""))
-        for t in entry.get("tags") or ()
-        if isinstance(t, Mapping)
-    )
+    authors = _names(entry.get("authors"), "name", "email")
+    tags = _names(entry.get("tags"), "term", "label")
     detail = entry.get("title_detail") or entry.get("summary_detail") or {}
     lang = language(entry.get("language")) or language(detail.get("language"))
     return FeedEntry(
