@@ -215,7 +215,7 @@ class RedisStoryIndex(StoryIndex):
     def _lookup_call(self, bands: Sequence[bytes], live: list[int]) -> tuple[list[str], list[Any]]:
         layout = self._layout
         keys = [layout.index_version()] + [layout.index_signatures(b) for b in live]
-        keys += [layout.index_bands(b, band) for band in bands for b in live]
+        keys += layout.index_band_keys(live, bands)
         return keys, [len(live), *bands]
 
     @staticmethod
@@ -262,7 +262,7 @@ class RedisStoryIndex(StoryIndex):
         for story in stories:
             if len(story.bands) != len(stories[0].bands):
                 raise ValueError("every story needs the same number of bands")
-            keys += [layout.index_bands(bucket, band) for band in story.bands]
+            keys += layout.index_band_keys([bucket], story.bands)
             args += [pack_id(story.story_id), created + story.signature, *story.bands]
         return bool(call_redis(lambda: self._create_many(keys=keys, args=args)))
 

@@ -40,6 +40,7 @@ classifier carry the story id as their tag (``{<story>}``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 BUCKETS_PER_LIFETIME = 8
@@ -98,3 +99,14 @@ class KeyLayout:
 
     def index_bands(self, bucket: int, band_field: bytes) -> str:
         return f"{self.prefix}l{INDEX_TAG}:b:{bucket:x}:{self.shard(band_field):x}"
+
+    def index_band_keys(self, buckets: Sequence[int], bands: Sequence[bytes]) -> list[str]:
+        """``index_bands(b, band)`` for each band and, within it, each bucket (a lookup names
+        ~100 keys, so this is built without a call per key)."""
+        heads = [f"{self.prefix}l{INDEX_TAG}:b:{b:x}:" for b in buckets]
+        shards = self.shards
+        return [
+            head + format(int.from_bytes(band[-3:], "big") % shards, "x")
+            for band in bands
+            for head in heads
+        ]
