@@ -66,6 +66,9 @@ class DestinationWorker:
         self._clock = clock
         self._options = options
         self._rng = rng or random.Random()  # jitter, not cryptography
+        # A delivery the receiver accepted but the outbox could not record yet (Redis away):
+        # recorded before anything else, so that it is not claimed and made again.
+        self._unrecorded: tuple[str, str] | None = None
 
     def replace(self, route: Route) -> None:
         """Use ``route`` from the next step on (a reload); the old channel is closed then."""
@@ -90,6 +93,13 @@ class DestinationWorker:
         """
         route = self._adopt()
         sub = route.subscription
+        if self._unrecorded is not None:
+            subscription, item = self._unrecorded
+            self._outbox.finish(subscription, item, "delivered", self._options.ledger_ttl_seconds)
+            self._unrecorded = None
+            self._metrics.deliveries.labels(route.channel.kind, subscription, "delivered").inc()
+            log.info("delivery_recorded_late", subscription=subscription, item=item)
+            return 0.0
         now = self._clock.now().timestamp()
         claimed = self._outbox.claim(
             sub.name,
@@ -141,7 +151,14 @@ class DestinationWorker:
         self._metrics.request_seconds.labels(channel.kind).observe(
             self._clock.monotonic() - started
         )
-        self._outbox.finish(sub.name, claimed.item, "delivered", self._options.ledger_ttl_seconds)
+        try:
+            self._outbox.finish(
+                sub.name, claimed.item, "delivered", self._options.ledger_ttl_seconds
+            )
+        except RetryableError:
+            self._unrecorded = (sub.name, claimed.item)
+            log.warning("delivery_unrecorded", subscription=sub.name, item=claimed.item)
+            raise
         self._metrics.deliveries.labels(channel.kind, sub.name, "delivered").inc()
         self._metrics.latency.labels(channel.kind, sub.mode).observe(
             max(0.0, self._clock.now().timestamp() - pending.enqueued_at)

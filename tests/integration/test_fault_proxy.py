@@ -16,13 +16,22 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from prometheus_client import CollectorRegistry
 
 from chaos.proxy import FaultProxy
 from dmzwatch.dedup.app import redis_store
 from dmzwatch.dedup.settings import DedupSettings
+from dmzwatch.notifier.channels import Delivery
+from dmzwatch.notifier.deadletters import MemoryDeadLetters
+from dmzwatch.notifier.metrics import NotifierMetrics
+from dmzwatch.notifier.redis_outbox import RedisOutbox
+from dmzwatch.notifier.worker import DestinationWorker, WorkerOptions
 from dmzwatch.shared.claims import RedisClaims, connect_redis
 from dmzwatch.shared.clock import ManualClock
+from dmzwatch.shared.errors import RetryableError
+from dmzwatch.shared.messages import encode
 from tests.conftest import REDIS_URL, make_article
+from tests.notifier_support import ScriptedChannel, make_alert, route
 
 
 @pytest.fixture
@@ -125,4 +134,51 @@ def test_cut_and_block_refuse_then_recover(proxy: FaultProxy) -> None:
     started = time.monotonic()
     assert client.ping()
     assert time.monotonic() - started >= 0.2
+    client.close()
+
+
+class _RedisGoesAfterSend(ScriptedChannel):
+    """Accepts the delivery, then Redis becomes unreachable (before the worker records it)."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        super().__init__()
+        self._proxy = proxy
+
+    def send(self, delivery: Delivery) -> None:
+        super().send(delivery)
+        if len(self.delivered) == 1:
+            self._proxy.block()
+
+
+def test_a_delivery_made_while_redis_went_away_is_recorded_later_not_sent_again(
+    proxy: FaultProxy, key_prefix: str
+) -> None:
+    """The receiver said 200, then recording it failed: once Redis is back (even after the
+    claim's lease ran out) the worker records that delivery instead of making it again."""
+    client = through(proxy)
+    clock = ManualClock(datetime(2026, 11, 1, 9, 0, tzinfo=UTC))
+    channel = _RedisGoesAfterSend(proxy)
+    outbox = RedisOutbox(client, key_prefix)
+    worker = DestinationWorker(
+        route("gone-after-send", channel),
+        outbox,
+        MemoryDeadLetters(),
+        NotifierMetrics(CollectorRegistry()),
+        clock,
+        WorkerOptions(lease_seconds=30, idle_poll_seconds=1),
+    )
+    body = encode(make_alert("a-lost-finish"))
+    outbox.schedule("gone-after-send", "a-lost-finish", 1, body, now=clock.now().timestamp())
+    with pytest.raises(RetryableError):
+        worker.run_once()  # sent, then recording it fails
+    assert len(channel.delivered) == 1
+    clock.advance(5)
+    with pytest.raises(RetryableError):
+        worker.run_once()  # Redis still away
+    proxy.unblock()
+    clock.advance(60)  # the lease is over: the item is claimable again
+    for _ in range(5):
+        clock.advance(worker.run_once())
+    assert len(channel.attempts) == 1, "the delivery was made twice"
+    assert outbox.depth("gone-after-send") == 0
     client.close()
