@@ -8,7 +8,7 @@ CORPUS ?= ../shared/corpus/news_dev.jsonl
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-unit test-integration test-e2e lint format typecheck run demo eval bench clean schemas ops-tools compose-up compose-down
+.PHONY: help install test test-unit test-integration test-e2e lint format typecheck run demo eval bench chaos clean schemas ops-tools compose-up compose-down
 
 help: ## List every target
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ typecheck: $(STAMP) ## mypy (strict on the shared library)
 	@for f in cli/*; do ln -s $(CURDIR)/$$f build/typecheck/dmzwatch/; done
 	@ln -s $(CURDIR)/shared build/typecheck/dmzwatch/shared
 	@for s in services/*/; do ln -s $(CURDIR)/$${s%/} build/typecheck/dmzwatch/; done
-	MYPYPATH=build/typecheck $(BIN)/mypy -p dmzwatch
+	MYPYPATH=build/typecheck:$(CURDIR) $(BIN)/mypy -p dmzwatch -p chaos
 
 run: $(STAMP) ## Start broker, the four services and the demo feeds; Ctrl-C stops all
 	$(BIN)/dmzwatch stack
@@ -73,6 +73,9 @@ eval: $(STAMP) ## Classifier precision/recall/F1 on the labelled corpus
 
 bench: $(STAMP) ## Benchmarks; writes bench/results.json (ONLY=replay,latency for some)
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
+
+chaos: $(STAMP) ## Faults on the running pipeline, one table row each (SHORT=1: the CI list)
+	$(BIN)/python -m chaos $(if $(SHORT),--short) --json chaos/results.json
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

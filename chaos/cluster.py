@@ -397,6 +397,11 @@ class Cluster:
                 raise TimeoutError(f"not ready after {timeout}s: {waiting}")
             time.sleep(0.3)
 
-    def all_alive(self) -> list[str]:
+    def log(self, name: str) -> str:
+        """The log of replica ``name`` (e.g. ``dedup-0``)."""
+        path = self.work / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def dead_replicas(self) -> list[str]:
         """Names of replicas that died on their own (not killed by us)."""
         return [s.name for ss in self.services.values() for s in ss if not s.alive()]

@@ -22,8 +22,9 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -266,7 +267,7 @@ SHORT: tuple[Fault, ...] = (
 # -- reconciliation --------------------------------------------------------------------------
 
 
-def _extra(counter: dict[object, int]) -> int:
+def _extra(counter: Mapping[Any, int]) -> int:
     return sum(n - 1 for n in counter.values() if n > 1)
 
 
@@ -280,7 +281,7 @@ class Reconciler:
         return self.cluster.reader.snapshot()
 
     def notification_extras(self) -> int:
-        return sum(_extra(dict(r.keys())) for r in self.cluster.receivers)
+        return sum(_extra(r.keys()) for r in self.cluster.receivers)
 
     def undelivered(self, outputs: Outputs) -> int:
         wanted = set(outputs.alerts)
@@ -313,8 +314,8 @@ class Reconciler:
             articles_in=len(offered),
             decided=decided,
             lost=len(offered) - decided,
-            duplicated_decisions=_extra(dict(after.decisions)) - _extra(dict(before.decisions)),
-            duplicated_alerts=_extra(dict(after.alerts)) - _extra(dict(before.alerts)),
+            duplicated_decisions=_extra(after.decisions) - _extra(before.decisions),
+            duplicated_alerts=_extra(after.alerts) - _extra(before.alerts),
             duplicated_notifications=self.notification_extras() - notif_before,
             undelivered=self.undelivered(after),
             deadletters=after.deadletters - before.deadletters,
@@ -372,9 +373,13 @@ def run_faults(
     t0 = time.monotonic()
     for fault in faults:
         row, t0 = reconciler.run(fault, rng, t0)
-        died = cluster.all_alive()
+        died = cluster.dead_replicas()
         if died:
-            raise RuntimeError(f"after {fault.name!r}: replicas died on their own: {died}")
+            tails = "\n".join(
+                f"--- {name} ---\n" + "\n".join(cluster.log(name).splitlines()[-15:])
+                for name in died
+            )
+            raise RuntimeError(f"after {fault.name!r}: replicas died on their own: {died}\n{tails}")
         rows.append(row)
         on_row(row)
     return rows
