@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
 
 from dmzwatch.poller.xmlnames import (
@@ -47,6 +46,7 @@ from dmzwatch.poller.xmlnames import (
     element_key,
     leaf_text,
     looks_like_html,
+    map_content_type,
     resolve,
     rss_author,
     text_value,
@@ -125,7 +125,7 @@ def _serialise(el: ET.Element, parts: list[str]) -> None:
 def _construct(el: ET.Element, scope: _Scope, default_type: str, atom: bool) -> dict[str, Any]:
     """A text construct (title, summary, content) as feedparser's value and ``*_detail``."""
     attrs = attributes(el)
-    kind = _FeedParserMixin.map_content_type(attrs.get("type", default_type))
+    kind = map_content_type(attrs.get("type", default_type))
     if attrs.get("mode") == "base64" or "src" in attrs:
         raise Unsupported("base64 or out-of-line content")
     if not (kind.startswith("text/") or kind.endswith(("+xml", "/xml"))):
@@ -213,7 +213,7 @@ def _link(el: ET.Element, scope: _Scope, context: dict[str, Any], *, in_entry: b
     if href:
         rel = attrs.get("rel", "alternate")
         kind = attrs.get("type", "application/atom+xml" if rel == "self" else "text/html")
-        if rel == "alternate" and _FeedParserMixin.map_content_type(kind) in HTML_TYPES:
+        if rel == "alternate" and map_content_type(kind) in HTML_TYPES:
             context["link"] = resolve(scope.base, href)
         return
     output = text_value(leaf_text(el))

@@ -118,7 +118,25 @@ _MONTHS = {
     )
 }
 RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
-looks_like_html = _FeedParserMixin.looks_like_html
+
+
+def looks_like_html(value: str) -> bool:
+    """feedparser's guess that a text/plain value is HTML: it needs a close tag or an entity
+    reference, so a value without "<" and "&" (most titles) is not, without its regexes."""
+    return ("<" in value or "&" in value) and bool(_FeedParserMixin.looks_like_html(value))
+
+
+_CONTENT_TYPES = {"text": "text/plain", "plain": "text/plain", "html": "text/html"}
+
+
+def map_content_type(value: str) -> str:
+    """feedparser's reading of a ``type`` attribute (its ``map_content_type``)."""
+    lowered = value.lower()
+    if lowered == "xhtml":
+        return "application/xhtml+xml"
+    return _CONTENT_TYPES.get(lowered, lowered)
+
+
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 

@@ -57,3 +57,19 @@ def test_rfc822_fields_read_as_the_standard_library_reads_them() -> None:
 )
 def test_dates_that_do_not_exist_are_refused(value: str) -> None:
     assert outcome(date_value, value) == outcome(stdlib_date, value) == "ValueError"
+
+
+def test_content_type_and_html_guess_equal_feedparsers() -> None:
+    from feedparser.mixin import _FeedParserMixin
+
+    from dmzwatch.poller.xmlnames import looks_like_html, map_content_type
+
+    types = ["text", "TEXT", "plain", "html", "HTML", "xhtml", "XHTML", "text/html", "Text/Plain"]
+    types += ["application/xhtml+xml", "image/png", "", "base64", "text/xml"]
+    for value in types:
+        assert map_content_type(value) == _FeedParserMixin.map_content_type(value), value
+    rng = random.Random(2)
+    pieces = ["a", " ", "&", "&amp;", "&nosuch;", "&#233;", "<", ">", "</b>", "<b>", "</x>", ";"]
+    for _ in range(5000):
+        value = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        assert looks_like_html(value) == bool(_FeedParserMixin.looks_like_html(value)), value
