@@ -123,7 +123,15 @@ RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "
 def looks_like_html(value: str) -> bool:
     """feedparser's guess that a text/plain value is HTML: it needs a close tag or an entity
     reference, so a value without "<" and "&" (most titles) is not, without its regexes."""
-    return ("<" in value or "&" in value) and bool(_FeedParserMixin.looks_like_html(value))
+    if "<" not in value and "&" not in value:
+        return False
+    if not (_CLOSE_TAG.search(value) or _REFERENCE.search(value)):
+        return False  # feedparser's first test, with compiled patterns
+    return bool(_FeedParserMixin.looks_like_html(value))
+
+
+_CLOSE_TAG = re.compile(r"</(\w+)>")
+_REFERENCE = re.compile(r"&#?\w+;")
 
 
 _CONTENT_TYPES = {"text": "text/plain", "plain": "text/plain", "html": "text/html"}
