@@ -75,7 +75,8 @@ bench: $(STAMP) ## Benchmarks; writes bench/results.json (ONLY=replay,latency fo
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
 
 chaos: $(STAMP) ## Faults on the running pipeline, one table row each (SHORT=1: the CI list)
-	$(BIN)/python -m chaos $(if $(SHORT),--short) --json chaos/results.json
+	@mkdir -p build
+	$(BIN)/python -m chaos $(if $(SHORT),--short) --json build/chaos.json
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

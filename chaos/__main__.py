@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     faults = SHORT if args.short else FULL
     if args.only:
         faults = tuple(f for f in faults if any(word in f.name for word in args.only))
+    # Stop cleanly on SIGTERM, and on SIGINT even when started in the background (where it is
+    # ignored): the cluster's processes must not outlive the run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     work = Path(tempfile.mkdtemp(prefix="dmzwatch-chaos-"))
     started = time.monotonic()
     print(f"chaos: {len(faults)} faults; logs in {work}", flush=True)

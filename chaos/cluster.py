@@ -146,6 +146,19 @@ class Service:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def consumed(self) -> float:
+        """Messages this replica has taken from its input so far (0 when it does not answer)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0.0
+        return sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("dmzwatch_messages_total{") and 'outcome="in"' in line
+        )
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:

@@ -87,6 +87,27 @@ def kill9(stages: tuple[str, ...], kills: int) -> Action:
     return run
 
 
+def kill9_in_backlog(stage: str, rounds: int) -> Action:
+    """Freeze a stage (SIGSTOP) until a backlog builds, let it go, and SIGKILL it while it is
+    working through the backlog (outputs produced, offsets maybe not committed yet)."""
+
+    def run(cluster: Cluster, rng: random.Random) -> None:
+        for _ in range(rounds):
+            victim = rng.choice(cluster.services[stage])
+            victim.process.send_signal(signal.SIGSTOP)
+            time.sleep(rng.uniform(6.0, 10.0))
+            consumed = victim.consumed()
+            victim.process.send_signal(signal.SIGCONT)
+            deadline = time.monotonic() + 30
+            while victim.consumed() <= consumed and time.monotonic() < deadline:
+                time.sleep(0.005)  # kill it as soon as it has started on the backlog
+            cluster.signal_service(victim, signal.SIGKILL)
+            time.sleep(rng.uniform(0.5, 1.5))
+            cluster.start_service(stage, victim.replica)
+
+    return run
+
+
 def sigterm(stages: tuple[str, ...]) -> Action:
     """SIGTERM under load: each stage drains and exits 0, and is started again at once."""
 
@@ -233,6 +254,9 @@ FULL: tuple[Fault, ...] = (
     Fault("kill -9 classifier x3", kill9(("classifier",), 3)),
     Fault("kill -9 notifier x3", kill9(("notifier",), 3)),
     Fault("kill -9 every service x8", kill9(("poller", *CONSUMERS), 8)),
+    Fault("kill -9 dedup amid a backlog x2", kill9_in_backlog("dedup", 2)),
+    Fault("kill -9 classifier amid a backlog x2", kill9_in_backlog("classifier", 2)),
+    Fault("kill -9 notifier amid a backlog x2", kill9_in_backlog("notifier", 2)),
     Fault("SIGTERM under load (each)", sigterm(("poller", *CONSUMERS))),
     Fault("broker SIGSTOP 20 s", pause("broker", 20)),
     Fault("Redis SIGSTOP 20 s", pause("redis", 20)),
@@ -256,6 +280,7 @@ FULL: tuple[Fault, ...] = (
 
 SHORT: tuple[Fault, ...] = (
     Fault("kill -9 each consumer", kill9(CONSUMERS, 3)),
+    Fault("kill -9 classifier amid a backlog", kill9_in_backlog("classifier", 1)),
     Fault("broker SIGSTOP 10 s", pause("broker", 10)),
     Fault("Redis kill -9, restart from AOF", redis_restart),
     Fault("Redis proxy: drop replies x4", proxy_drop("redis", 4)),
