@@ -89,7 +89,7 @@ def replay(
     records: list[tuple[bytes, bytes]],
     chain: Chain,
     replicas: int = 1,
-    timeout: float = 300.0,
+    timeout: float = 1200.0,
 ) -> ChainResult:
     """Replay ``records`` (key, value) through ``chain`` with ``replicas`` per stage."""
     with BenchStack(bootstrap_servers, name=f"{chain}{replicas}") as stack:
@@ -123,7 +123,7 @@ def replay(
         for service in everyone:
             stage = service.name.rsplit("-", 1)[0]
             peak[stage] = max(peak.get(stage, 0), service.peak_rss)
-        return ChainResult(
+        result = ChainResult(
             articles=n,
             seconds=(last - started) / 1000,
             startup_seconds=started / 1000 - spawned,
@@ -132,3 +132,10 @@ def replay(
             duplicate_decisions=sum(seen.values()) - len(seen),
             peak_rss=peak,
         )
+        print(
+            f"  {chain} x{replicas}: {result.per_second:,.0f} articles/s over "
+            f"{result.seconds:.1f}s (+{result.startup_seconds:.1f}s start-up), "
+            f"{result.passed_on:,} passed on, {result.decisions:,} decisions",
+            flush=True,
+        )
+        return result
