@@ -38,6 +38,7 @@ class Figure:
             "value": round(self.value, 4) if finite else None,
             "unit": self.unit,
             "limit": self.limit,
+            "better": "higher" if self.higher_is_better else "lower",
             "ratio": None if self.ratio is None or not finite else round(self.ratio, 3),
             "met": self.met if finite or self.limit is None else False,
             "note": self.note,
