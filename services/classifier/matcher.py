@@ -176,9 +176,15 @@ class PhraseMatcher:
         for (key, stem), entries in table.items():
             # A phrase starting with punctuation (": reports") needs no word start.
             leads = _WORD_STARTS if key[0].isalnum() else ("",)
+            # One value for every spelling of the phrase with as long a tail (all of its word
+            # ends are one character): fewer objects for the scan to touch.
+            values: dict[int, Key] = {}
             for tail in ("",) if stem else _WORD_ENDS:
-                # Offsets are relative to " " + text: one more than in the text itself.
-                value = _compile(entries, len(key) + len(tail), len(tail) + 1)
+                value = values.get(len(tail))
+                if value is None:
+                    # Offsets are relative to " " + text: one more than in the text itself.
+                    value = _compile(entries, len(key) + len(tail), len(tail) + 1)
+                    values[len(tail)] = value
                 for lead in leads:
                     words[lead + key + tail] = value
         automaton: Any = ahocorasick.Automaton()
