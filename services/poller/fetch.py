@@ -246,13 +246,15 @@ class HttpFeedFetcher(FeedFetcher):
         """GET ``url``, following redirects by hand so that each hop's scheme is checked; a
         failure is reported against the hop it happened on."""
         for hop in range(self._max_redirects + 1):
-            base = replace(base, url=url)
+            if base.url != url:
+                base = replace(base, url=url)
             try:
                 target = split_url(url)
                 if target.scheme not in ("http", "https") or not target.host:
                     message = f"only http(s) URLs are fetched: {url!r}"
                     return replace(base, outcome="blocked", error=message)
-                base = replace(base, url=target.url)
+                if target.url != url:
+                    base = replace(base, url=target.url)
                 response = self._connections.get(
                     target.scheme, target.host, target.port, target.path, headers
                 )
@@ -287,12 +289,6 @@ class HttpFeedFetcher(FeedFetcher):
         """The result of a final (non-redirect) response, reading its body if it has one."""
         headers = response.headers
         sent = base.validators
-        base = replace(
-            base,
-            status_code=response.status_code,
-            content_type=headers.get("content-type"),
-            headers=headers,
-        )
         if response.status_code == 304:
             # A 304 has no body; reading the empty one returns the connection to the pool
             # instead of closing it, so conditional GETs reuse connections.
@@ -300,15 +296,32 @@ class HttpFeedFetcher(FeedFetcher):
                 pass
             etag = headers.get("etag") or sent.etag
             fresh = Validators(etag, headers.get("last-modified") or sent.last_modified)
-            return replace(base, outcome="not_modified", validators=fresh)
+            return replace(
+                base,
+                outcome="not_modified",
+                status_code=304,
+                content_type=headers.get("content-type"),
+                headers=headers,
+                validators=fresh,
+            )
         if not 200 <= response.status_code < 300:
             wait = parse_retry_after(
                 headers.get("retry-after"), self._clock.now(), headers.get("date")
             )
-            message = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-            return replace(base, error=message, retry_after=wait)
+            return replace(
+                base,
+                status_code=response.status_code,
+                content_type=headers.get("content-type"),
+                headers=headers,
+                error=f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                retry_after=wait,
+            )
         base = replace(
-            base, validators=Validators(headers.get("etag"), headers.get("last-modified"))
+            base,
+            status_code=response.status_code,
+            content_type=headers.get("content-type"),
+            headers=headers,
+            validators=Validators(headers.get("etag"), headers.get("last-modified")),
         )
         length = headers.get("content-length", "")
         if (
@@ -336,7 +349,8 @@ class HttpFeedFetcher(FeedFetcher):
         except BodyError as exc:
             return replace(base, error=str(exc), bytes_read=wire)
         except zlib.error as exc:
-            return replace(base, error=f"corrupt compressed body: {exc}", bytes_read=wire)
+            message = f"corrupt compressed body: {exc}"
+            return replace(base, error=message, bytes_read=wire)
         return replace(base, outcome="ok", body=bytes(body), bytes_read=wire)
 
 
