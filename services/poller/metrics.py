@@ -9,6 +9,8 @@
 - ``dmzwatch_poller_parse_errors_total``: feeds whose body could not be parsed cleanly.
 - ``dmzwatch_poller_last_success_timestamp_seconds{feed_id}``: when each feed last fetched ok.
 - ``dmzwatch_poller_feed_failures{feed_id}``: consecutive failures of each feed (0 when fine).
+- ``dmzwatch_poller_feed_retry_delay_seconds{feed_id}``: the delay before a failing feed's
+  next attempt, as its backoff (or the server's ``Retry-After``) chose it; 0 when fine.
 - ``dmzwatch_poller_newest_entry_timestamp_seconds{feed_id}``: publication time of the feed's
   newest entry (first-seen time for undated ones; future dates count as now). A stale feed is
   ``time() - dmzwatch_poller_newest_entry_timestamp_seconds > N``.
@@ -75,6 +77,12 @@ class PollerMetrics:
         self.failures = Gauge(
             "dmzwatch_poller_feed_failures",
             "Consecutive failed fetches of each feed.",
+            ["feed_id"],
+            registry=registry,
+        )
+        self.retry_delay = Gauge(
+            "dmzwatch_poller_feed_retry_delay_seconds",
+            "Delay before each failing feed's next attempt (backoff or Retry-After); 0 when fine.",
             ["feed_id"],
             registry=registry,
         )

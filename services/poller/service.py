@@ -388,6 +388,7 @@ class PollerSource(PushSink):
         )
         self._metrics.last_success.labels(feed.id).set(self._clock.now().timestamp())
         self._metrics.failures.labels(feed.id).set(0)
+        self._metrics.retry_delay.labels(feed.id).set(0)
         self._metrics.interval.labels(feed.id).set(self._schedule.interval(feed.id))
         if item.memory.newest is not None:
             self._metrics.newest_entry.labels(feed.id).set(item.memory.newest)
@@ -407,6 +408,7 @@ class PollerSource(PushSink):
     ) -> None:
         delay = self._schedule.failed(feed.id, self._clock.monotonic(), retry_after)
         self._metrics.failures.labels(feed.id).set(self._schedule.failures(feed.id))
+        self._metrics.retry_delay.labels(feed.id).set(delay)
         report.errors[feed.id] = error
         log.warning("feed_failed", feed_id=feed.id, error=error, retry_in_seconds=round(delay, 1))
 
