@@ -119,3 +119,22 @@ def test_dashboards_use_the_provisioned_datasource_and_grafana_rate_windows() ->
                 # Windows come from Grafana, so short scrape intervals and zooming both work.
                 for window in re.findall(r"\[([^\]]+)\]", target["expr"]):
                     assert window in {"$__rate_interval", "$__range"}, (name, panel["title"])
+
+
+def test_the_poller_s_websub_callback_is_published_and_off_unless_a_url_is_given(
+    compose: dict,
+) -> None:
+    from dmzwatch.poller.settings import PollerSettings
+
+    poller = compose["services"]["poller"]
+    env = poller["environment"]
+    port = env["DMZWATCH_WEBSUB_LISTEN_PORT"]
+    assert int(port) == PollerSettings.model_fields["websub_listen_port"].default
+    # Inside the container the default 127.0.0.1 would be unreachable from the host.
+    assert env["DMZWATCH_WEBSUB_LISTEN_HOST"] == "0.0.0.0"
+    # Published on the host's loopback only, for the TLS proxy in front of it.
+    assert f"127.0.0.1:{port}:{port}" in poller["ports"]
+    # Interpolated from the shell or .env, empty by default: WebSub stays off.
+    placeholder = env["DMZWATCH_WEBSUB_CALLBACK_URL"]
+    assert placeholder == "${DMZWATCH_WEBSUB_CALLBACK_URL:-}"
+    assert PollerSettings(websub_callback_url="").websub_callback_url is None
