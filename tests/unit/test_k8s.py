@@ -85,7 +85,9 @@ def test_a_deployment_and_a_service_per_stage_with_probes_scrape_annotations_and
         assert spec["securityContext"]["runAsUser"] != 0
         (container,) = spec["containers"]
         assert container["args"] == [stage]
-        assert container["ports"] == [{"name": "metrics", "containerPort": port}]
+        ports = container["ports"]
+        assert ports[0] == {"name": "metrics", "containerPort": port}
+        assert [p["name"] for p in ports[1:]] == (["websub"] if stage == "poller" else [])
         env = {e["name"]: e for e in container["env"]}
         assert env[f"DMZWATCH_{stage.upper()}_PORT"]["value"] == str(port)
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
@@ -97,6 +99,34 @@ def test_a_deployment_and_a_service_per_stage_with_probes_scrape_annotations_and
         service = services[f"dmzwatch-{stage}"]
         assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
         assert service["spec"]["ports"][0]["port"] == port
+
+
+def test_the_poller_serves_the_websub_callback_and_names_replicas_after_their_pods(
+    rendered: list[dict],
+) -> None:
+    from dmzwatch.poller.settings import PollerSettings
+
+    defaults = PollerSettings.model_fields
+    deployment = objects(rendered, "Deployment")["dmzwatch-poller"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    port = int(env["DMZWATCH_WEBSUB_LISTEN_PORT"]["value"])
+    assert port == defaults["websub_listen_port"].default
+    assert {"name": "websub", "containerPort": port} in container["ports"]
+    # The default 127.0.0.1 would be unreachable from outside the pod.
+    assert env["DMZWATCH_WEBSUB_LISTEN_HOST"]["value"] == "0.0.0.0"
+    assert env["DMZWATCH_POLLER_REPLICA_ID"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.name"}
+    }
+    service = objects(rendered, "Service")["dmzwatch-poller"]
+    assert {"name": "websub", "port": port, "targetPort": "websub"} in service["spec"]["ports"]
+    # Off by default: an empty callback URL means no WebSub (the settings turn "" into None).
+    callback = objects(rendered, "ConfigMap")["dmzwatch-env"]["data"][
+        "DMZWATCH_WEBSUB_CALLBACK_URL"
+    ]
+    assert PollerSettings(websub_callback_url=callback).websub_callback_url is None
+    # In-memory subscriptions: one replica while WebSub may be on (see poller.yaml).
+    assert deployment["spec"]["replicas"] == 1
 
 
 def test_config_map_and_secret_references_resolve(rendered: list[dict]) -> None:
