@@ -90,9 +90,11 @@ def replay(
     chain: Chain,
     replicas: int = 1,
     timeout: float = 1200.0,
+    env: dict[str, str] | None = None,
 ) -> ChainResult:
-    """Replay ``records`` (key, value) through ``chain`` with ``replicas`` per stage."""
-    with BenchStack(bootstrap_servers, name=f"{chain}{replicas}") as stack:
+    """Replay ``records`` (key, value) through ``chain`` with ``replicas`` per stage (``env``:
+    more ``DMZWATCH_`` settings for the stages)."""
+    with BenchStack(bootstrap_servers, name=f"{chain}{replicas}", extra_env=env or {}) as stack:
         stack.create_topics()
         produce_all(bootstrap_servers, stack.catalogue.articles_raw, records)
         spawned = time.time()

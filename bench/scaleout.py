@@ -14,7 +14,7 @@ from bench.chain import replay
 from bench.figures import Figure
 from bench.stack import Broker
 
-ARTICLES = 20_000
+ARTICLES = 10_000
 
 
 def figures() -> list[Figure]:
