@@ -324,6 +324,8 @@ class FeedOwnership:
         self._not_before: dict[str, float] = {}
         self._waiting: dict[str, float] = {}
         self._owned: set[str] = set()
+        # Unix time each owned feed's lease was won; copied whole by other threads (held()).
+        self._won_at: dict[str, float] = {}
         self._inherited: dict[str, Validators] = {}
 
     @property
@@ -333,6 +335,11 @@ class FeedOwnership:
     def owned(self) -> frozenset[str]:
         """Feeds whose lease this replica won and has not lost since."""
         return frozenset(self._owned)
+
+    def held(self) -> dict[str, float]:
+        """Feeds this replica holds, each with the Unix time it won the lease (thread-safe:
+        WebSub's maintenance thread asks which subscriptions are this replica's to renew)."""
+        return dict(self._won_at)
 
     def not_before(self, feed_id: str) -> float:
         """Monotonic time before which this replica does not try the feed (0 if none)."""
@@ -393,9 +400,11 @@ class FeedOwnership:
                 if feed.id not in self._owned:
                     self._inherited[feed.id] = outcome.lease.validators
                     self._owned.add(feed.id)
+                    self._won_at[feed.id] = wall
                 won.append(feed)
             else:
                 self._owned.discard(feed.id)
+                self._won_at.pop(feed.id, None)
                 self._not_before[feed.id] = mono + (outcome.lease.until - wall)
         self._count("won", len(won))
         self._count("lost", len(wanted) - len(won))
@@ -428,6 +437,8 @@ class FeedOwnership:
         if lost:
             log.warning("feed_leases_lost", replica=self.replica_id, feeds=len(lost))
             self._owned -= lost
+            for feed_id in lost:
+                self._won_at.pop(feed_id, None)
             self._count("lost", len(lost))
         if self._metrics is not None:
             self._metrics.feeds_owned.set(len(self._owned))

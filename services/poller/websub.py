@@ -39,7 +39,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -60,7 +60,9 @@ from dmzwatch.poller.websub_contract import (
     signature_valid,
 )
 from dmzwatch.poller.websub_discovery import Advert, discover
+from dmzwatch.poller.websub_store import MemorySubscriptionStore, Subscription, SubscriptionStore
 from dmzwatch.shared.clock import Clock
+from dmzwatch.shared.errors import RetryableError
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +78,7 @@ __all__ = [
     "SinkOutcome",
     "Subscription",
     "SubscriptionState",
+    "SubscriptionStore",
     "WebSubPolicy",
     "WebSubSubscriber",
     "signature_valid",
@@ -83,28 +86,11 @@ __all__ = [
 
 
 @dataclass(slots=True)
-class Subscription:
-    """One feed's subscription (mutable; owned by the subscriber, read under its lock)."""
+class _Step:
+    """What one state change asks for besides the new record: a request to send, a log line."""
 
-    feed_id: str
-    hub: str
-    topic: str
-    callback_id: str
-    secret: str
-    state: SubscriptionState = "requesting"
-    next_attempt: float = 0.0
-    requested_at: float | None = None
-    expires_at: float | None = None
-    renew_at: float | None = None
-    renewing: bool = False
-    verified: bool = False
-    failures: int = 0
-
-
-@dataclass(slots=True)
-class _Request:
-    subscription: Subscription
-    form: dict[str, str] = field(default_factory=dict)
+    form: dict[str, str] | None = None
+    failed: str | None = None
 
 
 class WebSubSubscriber(FeedSubscriptions):
@@ -112,7 +98,9 @@ class WebSubSubscriber(FeedSubscriptions):
 
     ``callback_base`` is the public URL hubs reach the callback server at; each subscription's
     callback is ``<callback_base>/<token>``. ``token`` makes callback tokens and secrets (tests
-    pass a predictable one).
+    pass a predictable one). ``store`` holds the subscriptions (default: this process' memory);
+    with replicas it is shared, ``replica_id`` names this one and ``held`` returns the feeds
+    whose poll lease it holds, each with the Unix time it won that lease (thread-safe).
     """
 
     def __init__(
@@ -124,6 +112,9 @@ class WebSubSubscriber(FeedSubscriptions):
         clock: Clock,
         policy: WebSubPolicy | None = None,
         token: Callable[[int], str] = secrets.token_urlsafe,
+        store: SubscriptionStore | None = None,
+        replica_id: str = "local",
+        held: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self._base = callback_base.rstrip("/")
         self._hub = hub_client
@@ -131,9 +122,12 @@ class WebSubSubscriber(FeedSubscriptions):
         self._clock = clock
         self.policy = policy or WebSubPolicy()
         self._token = token
-        self._lock = threading.Lock()
-        self._by_feed: dict[str, Subscription] = {}
-        self._by_callback: dict[str, Subscription] = {}
+        self._store = store or MemorySubscriptionStore()
+        self.replica_id = replica_id
+        self._held = held
+        self._lock = threading.RLock()
+        # The subscriptions this replica owns, as last read or written (metrics, poll floors).
+        self._mine: dict[str, Subscription] = {}
         self._fallbacks: set[str] = set()
         self._sink: PushSink | None = None
         self._count_states()
@@ -146,10 +140,8 @@ class WebSubSubscriber(FeedSubscriptions):
         return f"{self._base}/{subscription.callback_id}"
 
     def subscription(self, feed_id: str) -> Subscription | None:
-        """A copy of the feed's subscription, None when its feed advertises no hub."""
-        with self._lock:
-            current = self._by_feed.get(feed_id)
-            return None if current is None else replace(current)
+        """The feed's subscription as stored, None when its feed advertises no hub."""
+        return self._store.for_feeds([feed_id]).get(feed_id)
 
     # -- the poll loop ------------------------------------------------------------------------
 
@@ -159,31 +151,45 @@ class WebSubSubscriber(FeedSubscriptions):
 
     def advertised(self, feed_id: str, advert: Advert | None) -> None:
         """Record what the feed advertises now: a new or changed hub or topic starts a new
-        subscription; no hub any more drops it (the hub's lease runs out; its pushes get 410)."""
-        with self._lock:
-            current = self._by_feed.get(feed_id)
-            if current is not None and advert == Advert(current.hub, current.topic):
-                return
-            if current is not None:
-                self._forget(current)
-                log.info("websub_hub_changed", feed_id=feed_id, hub=advert and advert.hub)
-            if advert is not None:
-                new = Subscription(
-                    feed_id=feed_id,
-                    hub=advert.hub,
-                    topic=advert.topic,
-                    callback_id=self._token(24),
-                    secret=self._token(32),
-                    next_attempt=self._clock.monotonic(),
-                )
-                self._by_feed[feed_id] = new
-                self._by_callback[new.callback_id] = new
-                log.info("websub_hub_found", feed_id=feed_id, hub=advert.hub, topic=advert.topic)
-            self._count_states()
+        subscription; no hub any more drops it (the hub's lease runs out; its pushes get 410).
+        The same hub and topic keep the stored subscription, whoever subscribed it."""
+        try:
+            with self._lock:
+                self._advertised(feed_id, advert)
+        except RetryableError as exc:
+            # The next fetch with a new body tries again; polling goes on meanwhile.
+            log.warning("websub_store_unavailable", feed_id=feed_id, error=str(exc))
+
+    def _advertised(self, feed_id: str, advert: Advert | None) -> None:
+        current = self.subscription(feed_id)
+        if current is not None and advert == Advert(current.hub, current.topic):
+            return
+        now = self._now()
+        if current is not None:
+            self._store.remove(current.callback_id)
+            if current.state == "active":
+                self._fallbacks.add(feed_id)
+            self._mine.pop(feed_id, None)
+            log.info("websub_hub_changed", feed_id=feed_id, hub=advert and advert.hub)
+        if advert is not None:
+            new = Subscription(
+                feed_id=feed_id,
+                hub=advert.hub,
+                topic=advert.topic,
+                callback_id=self._token(24),
+                secret=self._token(32),
+                next_attempt=now,
+                owner=self.replica_id,
+                owner_since=self._held_since(feed_id) or 0.0,
+            )
+            self._store.put(new, self._keep(new, now))
+            self._remember(new)
+            log.info("websub_hub_found", feed_id=feed_id, hub=advert.hub, topic=advert.topic)
+        self._count_states()
 
     def poll_floor(self, feed_id: str) -> float | None:
         with self._lock:
-            current = self._by_feed.get(feed_id)
+            current = self._mine.get(feed_id)
             active = current is not None and current.state == "active"
         return self.policy.safety_interval_seconds if active else None
 
@@ -196,18 +202,25 @@ class WebSubSubscriber(FeedSubscriptions):
 
     def tick(self) -> None:
         """Send the subscribe requests that are due (new, retries and renewals), time out
-        unverified requests and expire leases. Call about once a second."""
-        now = self._clock.monotonic()
-        requests: list[_Request] = []
+        unverified requests and expire leases, for the subscriptions this replica owns. With
+        ``held``, it owns those of the feeds whose poll lease it holds: it takes over one a
+        replica that held the lease before subscribed, and leaves those whose lease it lost.
+        Call about once a second."""
+        held = None if self._held is None else dict(self._held())
         with self._lock:
-            for sub in self._by_feed.values():
-                request = self._due(sub, now)
+            feed_ids = set(self._mine) | set(held or ())
+            stored = self._store.for_feeds(feed_ids)
+            requests: list[tuple[Subscription, dict[str, str]]] = []
+            for feed_id in sorted(feed_ids):
+                sub = self._claimed(feed_id, stored.get(feed_id), held)
+                if sub is None:
+                    continue
+                request = self._step(sub)
                 if request is not None:
                     requests.append(request)
             self._count_states()
-        for request in requests:
-            sub = request.subscription
-            reply = self._hub.request(sub.hub, request.form)
+        for sub, form in requests:
+            reply = self._hub.request(sub.hub, form)
             self._metrics.requests[reply.outcome].inc()
             with self._lock:
                 self._replied(sub, reply)
@@ -219,51 +232,114 @@ class WebSubSubscriber(FeedSubscriptions):
             try:
                 self.tick()
             except Exception:
-                # A bug here must not end push subscriptions silently: polling goes on either
-                # way, and the next tick tries again.
+                # A bug or a store outage here must not end push subscriptions silently:
+                # polling goes on either way, and the next tick tries again.
                 log.exception("websub_tick_failed")
 
-    def _due(self, sub: Subscription, now: float) -> _Request | None:
-        """What ``sub`` needs at ``now`` (lock held): a request to send, or None."""
+    def _claimed(
+        self, feed_id: str, sub: Subscription | None, held: Mapping[str, float] | None
+    ) -> Subscription | None:
+        """``sub`` when this replica is (or now becomes) its owner, else None (lock held)."""
+        if sub is None:
+            self._mine.pop(feed_id, None)  # forgotten by the replica that polled it last
+            return None
+        if held is None and sub.owner != self.replica_id:
+            self._remember(sub)
+            return None
+        if held is None:
+            return sub
+        since = held.get(feed_id)
+        if since is None:
+            # The feed's lease moved on: its new holder renews; nothing is unsubscribed.
+            self._mine.pop(feed_id, None)
+            return None
+        if sub.owner == self.replica_id:
+            return sub
+        if since <= sub.owner_since:
+            self._remember(sub)  # won before the owner did: a stale lease of ours
+            return None
+
+        def take_over(current: Subscription) -> Subscription | None:
+            if current.owner == self.replica_id or current.owner_since >= since:
+                return None
+            return replace(current, owner=self.replica_id, owner_since=since)
+
+        now = self._now()
+        taken = self._store.update(sub.callback_id, take_over, self._keep(sub, now))
+        if taken is None or taken.owner != self.replica_id:
+            if taken is not None:
+                self._remember(taken)
+            return None
+        log.info(
+            "websub_taken_over",
+            feed_id=feed_id,
+            hub=taken.hub,
+            state=taken.state,
+            previous_owner=sub.owner,
+        )
+        self._remember(taken)
+        return taken
+
+    def _step(self, sub: Subscription) -> tuple[Subscription, dict[str, str]] | None:
+        """Store what ``sub`` needs now; the request to send, if any (lock held)."""
+        now = self._now()
+        steps: list[_Step] = []
+
+        def change(current: Subscription) -> Subscription | None:
+            steps.clear()
+            if current.owner != self.replica_id:
+                return None
+            new, step = self._due(current, now)
+            steps.append(step)
+            return new
+
+        new = self._store.update(sub.callback_id, change, self._keep(sub, now))
+        if new is None:
+            self._mine.pop(sub.feed_id, None)
+            return None
+        self._remember(new)
+        step = steps[0] if steps else _Step()
+        if step.failed is not None:
+            self._log_failed(new, now, step.failed)
+        return (new, step.form) if step.form is not None else None
+
+    def _due(self, sub: Subscription, now: float) -> tuple[Subscription | None, _Step]:
+        """What ``sub`` becomes at ``now`` (None: unchanged) and what to do about it (pure)."""
         policy = self.policy
+        step = _Step()
         if sub.state == "pending" and sub.requested_at is not None:
             if now - sub.requested_at >= policy.verify_timeout_seconds:
-                self._fail(sub, now, "no verification from the hub")
-            return None
+                step.failed = "no verification from the hub"
+                return self._failed(sub, now), step
+            return None, step
         if sub.state == "active":
             assert sub.expires_at is not None
             assert sub.renew_at is not None
             if now >= sub.expires_at:
-                sub.state = "expired"
-                sub.renewing = False
-                sub.next_attempt = now
-                self._fall_back(sub, "lease expired")
-                return None
+                return replace(sub, state="expired", renewing=False, next_attempt=now), step
+            renew_at, failures = sub.renew_at, sub.failures
             if sub.renewing and sub.requested_at is not None:
                 if now - sub.requested_at < policy.verify_timeout_seconds:
-                    return None
+                    return None, step
                 # The renewal was not verified: try again, still before the lease ends.
-                sub.renewing = False
-                sub.failures += 1
-                sub.renew_at = min(now + policy.backoff(sub.failures), _midway(now, sub))
-            if now < sub.renew_at:
-                return None
-            sub.renewing = True
-            sub.requested_at = now
-            log.info("websub_renewing", feed_id=sub.feed_id, hub=sub.hub)
-            return _Request(sub, self._form(sub, "subscribe"))
+                failures += 1
+                renew_at = min(now + policy.backoff(failures), _midway(now, sub.expires_at))
+                if now < renew_at:
+                    return replace(sub, renewing=False, failures=failures, renew_at=renew_at), step
+            elif now < renew_at:
+                return None, step
+            step.form = self._form(sub, "subscribe")
+            return replace(
+                sub, renewing=True, requested_at=now, failures=failures, renew_at=renew_at
+            ), step
         if now < sub.next_attempt:
-            return None
+            return None, step
         # requesting, denied, failed, expired: (re)subscribe. Pending before the request is
         # sent: a hub may verify synchronously, before it answers the request.
-        sub.state = "pending"
-        sub.requested_at = now
-        return _Request(sub, self._form(sub, "subscribe"))
+        step.form = self._form(sub, "subscribe")
+        return replace(sub, state="pending", requested_at=now), step
 
     def _replied(self, sub: Subscription, reply: HubReply) -> None:
-        if self._by_callback.get(sub.callback_id) is not sub:
-            return  # forgotten meanwhile (the feed's hub changed)
-        now = self._clock.monotonic()
         if reply.accepted:
             log.info("websub_requested", feed_id=sub.feed_id, hub=sub.hub, state=sub.state)
             return
@@ -275,12 +351,32 @@ class WebSubSubscriber(FeedSubscriptions):
             status=reply.status_code,
             error=reply.error,
         )
-        if sub.state == "active" and sub.renewing:
-            sub.renewing = False
-            sub.failures += 1
-            sub.renew_at = min(now + self.policy.backoff(sub.failures), _midway(now, sub))
-        elif sub.state == "pending":
-            self._fail(sub, now, reply.error or reply.outcome)
+        now = self._now()
+
+        def change(current: Subscription) -> Subscription | None:
+            if current.owner != self.replica_id:
+                return None
+            if current.state == "active" and current.renewing:
+                assert current.expires_at is not None
+                failures = current.failures + 1
+                renew_at = min(
+                    now + self.policy.backoff(failures), _midway(now, current.expires_at)
+                )
+                return replace(current, renewing=False, failures=failures, renew_at=renew_at)
+            if current.state == "pending":
+                return self._failed(current, now)
+            return None
+
+        try:
+            new = self._store.update(sub.callback_id, change, self._keep(sub, now))
+        except RetryableError as exc:
+            log.warning("websub_store_unavailable", feed_id=sub.feed_id, error=str(exc))
+            return
+        if new is None:
+            return  # forgotten meanwhile (the feed's hub changed)
+        if new.state == "failed" and sub.state == "pending":
+            self._log_failed(new, now, reply.error or reply.outcome)
+        self._remember(new)
 
     def _form(self, sub: Subscription, mode: str) -> dict[str, str]:
         return {
@@ -291,10 +387,17 @@ class WebSubSubscriber(FeedSubscriptions):
             "hub.secret": sub.secret,
         }
 
-    def _fail(self, sub: Subscription, now: float, reason: str) -> None:
-        sub.failures += 1
-        sub.state = "failed"
-        sub.next_attempt = now + self.policy.backoff(sub.failures)
+    def _failed(self, sub: Subscription, now: float) -> Subscription:
+        failures = sub.failures + 1
+        return replace(
+            sub,
+            failures=failures,
+            state="failed",
+            renewing=False,
+            next_attempt=now + self.policy.backoff(failures),
+        )
+
+    def _log_failed(self, sub: Subscription, now: float, reason: str) -> None:
         log.warning(
             "websub_subscribe_failed",
             feed_id=sub.feed_id,
@@ -303,76 +406,131 @@ class WebSubSubscriber(FeedSubscriptions):
             retry_in_seconds=round(sub.next_attempt - now, 1),
         )
 
-    def _fall_back(self, sub: Subscription, reason: str) -> None:
-        self._fallbacks.add(sub.feed_id)
-        log.warning("websub_fallback_to_polling", feed_id=sub.feed_id, hub=sub.hub, reason=reason)
-
-    def _forget(self, sub: Subscription) -> None:
-        if sub.state == "active":
+    def _remember(self, sub: Subscription) -> None:
+        """Note ``sub`` as last seen (lock held): kept when this replica owns it; a feed whose
+        subscription stops being active is handed back to the poll loop."""
+        if sub.owner != self.replica_id:
+            self._mine.pop(sub.feed_id, None)
+            return
+        before = self._mine.get(sub.feed_id)
+        self._mine[sub.feed_id] = sub
+        if before is not None and before.state == "active" and sub.state != "active":
             self._fallbacks.add(sub.feed_id)
-        del self._by_feed[sub.feed_id]
-        self._by_callback.pop(sub.callback_id, None)
+            log.warning(
+                "websub_fallback_to_polling", feed_id=sub.feed_id, hub=sub.hub, state=sub.state
+            )
+
+    def _now(self) -> float:
+        return self._store.time(self._clock)
+
+    def _held_since(self, feed_id: str) -> float | None:
+        return None if self._held is None else self._held().get(feed_id)
+
+    def _keep(self, sub: Subscription, now: float) -> float:
+        """How long the store keeps a record written now: the lease plus a margin."""
+        lease = max(float(self.policy.lease_seconds), (sub.expires_at or now) - now)
+        return lease + self.policy.lease_seconds + self.policy.retry_max_seconds
 
     # -- the callback server ------------------------------------------------------------------
 
     def verify(self, callback_id: str, query: Mapping[str, str]) -> Answer:
-        """Answer the hub's verification GET (``hub.mode`` subscribe, unsubscribe or denied)."""
+        """Answer the hub's verification GET (``hub.mode`` subscribe, unsubscribe or denied),
+        whichever replica subscribed: the state is updated in the store."""
         mode = query.get("hub.mode", "")
         topic = query.get("hub.topic", "")
-        with self._lock:
-            sub = self._by_callback.get(callback_id)
-            known = sub is not None and sub.topic == topic
-            if sub is None or not known:
-                answer = Answer(404, b"unknown subscription\n", "rejected")
-            elif mode == "subscribe" and query.get("hub.challenge"):
-                answer = self._confirm(sub, query)
-            elif mode == "denied":
-                answer = self._denied(sub, query.get("hub.reason", ""))
-            else:
-                # We never ask to unsubscribe a live callback: a forgotten one is unknown above.
-                answer = Answer(404, b"not requested\n", "rejected")
-            self._count_states()
+        try:
+            with self._lock:
+                sub, answer = self._verify(callback_id, mode, topic, query)
+                self._count_states()
+        except RetryableError as exc:
+            log.warning("websub_store_unavailable", error=str(exc))
+            sub, answer = None, Answer(503, b"try again\n", "rejected")
         self._metrics.verifications[answer.outcome].inc()
         if answer.outcome == "rejected":
             log.warning("websub_verification_rejected", mode=mode, known_callback=sub is not None)
         return answer
 
+    def _verify(
+        self, callback_id: str, mode: str, topic: str, query: Mapping[str, str]
+    ) -> tuple[Subscription | None, Answer]:
+        sub = self._store.get(callback_id)
+        if sub is None or sub.topic != topic:
+            return sub, Answer(404, b"unknown subscription\n", "rejected")
+        if mode == "subscribe" and query.get("hub.challenge"):
+            return sub, self._confirm(sub, query)
+        if mode == "denied":
+            return sub, self._denied(sub, query.get("hub.reason", ""))
+        # We never ask to unsubscribe a live callback: a forgotten one is unknown above.
+        return sub, Answer(404, b"not requested\n", "rejected")
+
     def _confirm(self, sub: Subscription, query: Mapping[str, str]) -> Answer:
-        if sub.state not in ("pending", "active"):
-            return Answer(404, b"not requested\n", "rejected")
-        now = self._clock.monotonic()
+        now = self._now()
         lease = _lease(query.get("hub.lease_seconds"), self.policy.lease_seconds)
-        sub.state = "active"
-        sub.verified = True
-        sub.renewing = False
-        sub.failures = 0
-        sub.expires_at = now + lease
-        sub.renew_at = now + lease * self.policy.renew_fraction
-        log.info("websub_subscribed", feed_id=sub.feed_id, hub=sub.hub, lease_seconds=lease)
+
+        confirmed: list[bool] = []
+
+        def confirm(current: Subscription) -> Subscription | None:
+            confirmed.clear()
+            if current.state not in ("pending", "active"):
+                return None
+            confirmed.append(True)
+            return replace(
+                current,
+                state="active",
+                verified=True,
+                renewing=False,
+                failures=0,
+                expires_at=now + lease,
+                renew_at=now + lease * self.policy.renew_fraction,
+            )
+
+        keep = lease + self.policy.lease_seconds + self.policy.retry_max_seconds
+        new = self._store.update(sub.callback_id, confirm, keep)
+        if new is None or not confirmed:
+            return Answer(404, b"not requested\n", "rejected")
+        self._remember(new)
+        log.info(
+            "websub_subscribed",
+            feed_id=new.feed_id,
+            hub=new.hub,
+            lease_seconds=lease,
+            owner=new.owner,
+        )
         return Answer(200, query["hub.challenge"].encode(), "confirmed")
 
     def _denied(self, sub: Subscription, reason: str) -> Answer:
-        now = self._clock.monotonic()
-        was_active = sub.state == "active"
-        sub.failures += 1
-        sub.state = "denied"
-        sub.renewing = False
-        sub.next_attempt = now + self.policy.backoff(sub.failures)
+        now = self._now()
+
+        def deny(current: Subscription) -> Subscription:
+            failures = current.failures + 1
+            return replace(
+                current,
+                state="denied",
+                failures=failures,
+                renewing=False,
+                next_attempt=now + self.policy.backoff(failures),
+            )
+
+        new = self._store.update(sub.callback_id, deny, self._keep(sub, now))
         log.warning("websub_denied", feed_id=sub.feed_id, hub=sub.hub, reason=reason[:200])
-        if was_active:
-            self._fall_back(sub, "denied by the hub")
+        if new is not None:
+            self._remember(new)
         return Answer(200, b"", "denied")
 
     def push(self, callback_id: str, body: bytes, headers: Mapping[str, str]) -> Answer:
-        """Handle a content distribution POST; ``headers`` have lower-case names."""
-        with self._lock:
-            sub = self._by_callback.get(callback_id)
+        """Handle a content distribution POST; ``headers`` have lower-case names. Any replica
+        publishes a verified push itself, through its own poller (the owner's memory of entries
+        sent is not shared: an entry it already sent is published again and dropped by dedup)."""
+        try:
+            sub = self._store.get(callback_id)
+        except RetryableError as exc:
+            log.warning("websub_store_unavailable", error=str(exc))
+            return self._pushed("publish_failed", Answer(503, b"try again\n"), None)
+        if sub is None or not sub.verified:
             feed_id = None if sub is None else sub.feed_id
-            verified = sub is not None and sub.verified
-            secret = None if sub is None else sub.secret
-        if sub is None or not verified or feed_id is None or secret is None:
             return self._pushed("unknown_topic", Answer(410, b"gone\n"), feed_id)
-        if not signature_valid(secret, body, headers.get("x-hub-signature")):
+        feed_id = sub.feed_id
+        if not signature_valid(sub.secret, body, headers.get("x-hub-signature")):
             # Acknowledged all the same (the recommendation allows it): a forger learns nothing.
             return self._pushed("bad_signature", Answer(202), feed_id)
         if self._sink is None:
@@ -394,8 +552,9 @@ class WebSubSubscriber(FeedSubscriptions):
         return Answer(answer.status, answer.body, outcome)
 
     def _count_states(self) -> None:
+        """The gauge counts the subscriptions this replica owns (summed over replicas: all)."""
         counts = dict.fromkeys(SUBSCRIPTION_STATES, 0)
-        for sub in self._by_feed.values():
+        for sub in self._mine.values():
             counts[sub.state] += 1
         for state, count in counts.items():
             self._metrics.subscriptions[state].set(count)
@@ -412,7 +571,6 @@ def _lease(value: str | None, default: int) -> int:
     return lease if lease > 0 else default
 
 
-def _midway(now: float, sub: Subscription) -> float:
+def _midway(now: float, expires_at: float) -> float:
     """Half-way to the lease's end: a renewal retry never waits past it."""
-    assert sub.expires_at is not None
-    return now + max(0.0, sub.expires_at - now) / 2
+    return now + max(0.0, expires_at - now) / 2
