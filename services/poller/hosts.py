@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from itertools import zip_longest
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -18,8 +19,12 @@ from urllib.parse import urlsplit
 T = TypeVar("T")
 
 
+@lru_cache(maxsize=65536)
 def host_of(url: str) -> str:
-    """The lower-case host name of ``url`` ("" when it has none); the port does not count."""
+    """The lower-case host name of ``url`` ("" when it has none); the port does not count.
+
+    Cached: feed URLs come from configuration and are looked up on every poll (twice).
+    """
     try:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
