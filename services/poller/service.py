@@ -19,12 +19,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
 import structlog
 from kafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
 
 from dmzwatch.poller.feeds import FeedConfig
 from dmzwatch.poller.fetch import FeedFetcher, FetchResult, Validators
@@ -43,6 +45,7 @@ from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.runner import FutureLike, ProducerPort
 
 log = structlog.get_logger(__name__)
+_Metric = TypeVar("_Metric", Counter, Gauge)
 
 
 @dataclass
@@ -133,6 +136,8 @@ class PollerSource(PushSink):
         self._flush_timeout = flush_timeout_seconds
         self._memory: dict[str, FeedMemory] = {}
         self._stopping = threading.Event()
+        # Per-feed metric children, looked up once (feeds come from configuration: bounded).
+        self._children: dict[tuple[int, str], Counter | Gauge] = {}
 
     def stop(self) -> None:
         self._stopping.set()
@@ -199,22 +204,28 @@ class PollerSource(PushSink):
     def poll(self, feeds: Iterable[FeedConfig]) -> PollReport:
         """Fetch ``feeds`` concurrently, publish their new entries, settle once acknowledged."""
         ordered = interleave_by_host(feeds, lambda f: f.url)
-        jobs = [(feed, self._pool.submit(self._fetch, feed)) for feed in ordered]
+        jobs = {self._pool.submit(self._fetch, feed): (n, feed) for n, feed in enumerate(ordered)}
         report = PollReport(fetched=len(jobs))
-        handled: list[_Handled] = []
+        handled: list[tuple[int, _Handled]] = []
         held: list[threading.Lock] = []
         try:
-            for feed, job in jobs:
+            # Handled as they arrive, so parsing never waits behind a slow fetch; the report
+            # and the settling keep the submission order.
+            for job in as_completed(jobs):
+                n, feed = jobs[job]
                 result = job.result()
                 lock = self._feed_locks.get(feed.id)
                 if lock is not None and lock not in held:
                     lock.acquire()
                     held.append(lock)
-                # Parsing here overlaps with the fetches still running in the pool.
                 item = self._handle(feed, result, report)
                 if item is not None:
-                    handled.append(item)
-            self._settle(handled, report)
+                    handled.append((n, item))
+            handled.sort(key=lambda pair: pair[0])
+            position = {feed.id: n for n, feed in jobs.values()}
+            report.errors = dict(sorted(report.errors.items(), key=lambda e: position[e[0]]))
+            report.overflows.sort(key=position.__getitem__)
+            self._settle([item for _, item in handled], report)
         finally:
             for lock in held:
                 lock.release()
@@ -279,7 +290,7 @@ class PollerSource(PushSink):
         articles, fresh, trusted = self._articles(feed, parsed, memory, fetched_at)
         ids = frozenset(a.article_id for a in articles)
         if memory.entry_ids and ids and not ids & memory.entry_ids:
-            self._metrics.overflows.labels(feed.id).inc()
+            self._child(self._metrics.overflows, feed.id).inc()
             report.overflows.append(feed.id)
             log.warning("feed_overflow", feed_id=feed.id, entries=len(ids))
         futures = tuple(
@@ -386,12 +397,13 @@ class PollerSource(PushSink):
         delay = self._schedule.succeeded(
             feed.id, now, published=item.published, not_before_seconds=floor
         )
-        self._metrics.last_success.labels(feed.id).set(self._clock.now().timestamp())
-        self._metrics.failures.labels(feed.id).set(0)
-        self._metrics.retry_delay.labels(feed.id).set(0)
-        self._metrics.interval.labels(feed.id).set(self._schedule.interval(feed.id))
+        metrics = self._metrics
+        self._child(metrics.last_success, feed.id).set(self._clock.now().timestamp())
+        self._child(metrics.failures, feed.id).set(0)
+        self._child(metrics.retry_delay, feed.id).set(0)
+        self._child(metrics.interval, feed.id).set(self._schedule.interval(feed.id))
         if item.memory.newest is not None:
-            self._metrics.newest_entry.labels(feed.id).set(item.memory.newest)
+            self._child(metrics.newest_entry, feed.id).set(item.memory.newest)
         self._stage.produced.inc(len(item.futures))
         report.articles += len(item.futures)
         log.info(
@@ -407,10 +419,18 @@ class PollerSource(PushSink):
         self, feed: FeedConfig, error: str, retry_after: float | None, report: PollReport
     ) -> None:
         delay = self._schedule.failed(feed.id, self._clock.monotonic(), retry_after)
-        self._metrics.failures.labels(feed.id).set(self._schedule.failures(feed.id))
-        self._metrics.retry_delay.labels(feed.id).set(delay)
+        self._child(self._metrics.failures, feed.id).set(self._schedule.failures(feed.id))
+        self._child(self._metrics.retry_delay, feed.id).set(delay)
         report.errors[feed.id] = error
         log.warning("feed_failed", feed_id=feed.id, error=error, retry_in_seconds=round(delay, 1))
+
+    def _child(self, metric: _Metric, feed_id: str) -> _Metric:
+        """``metric.labels(feed_id)``, created on first use as before and then reused."""
+        key = (id(metric), feed_id)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(feed_id)
+        return child  # type: ignore[return-value] # keyed by the metric it came from
 
     def close(self) -> None:
         if self._ownership is not None:
