@@ -12,6 +12,7 @@ from dmzwatch.poller.settings import PollerSettings
 from dmzwatch.poller.ssrf import AddressPolicy
 from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
 from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
+from dmzwatch.poller.websub_store import RedisSubscriptionStore, SubscriptionStore
 from dmzwatch.shared.claims import connect_redis, redis_probe
 from dmzwatch.shared.kafka import make_producer
 from dmzwatch.shared.metrics import StageMetrics
@@ -32,6 +33,7 @@ def main() -> None:
     producer = make_producer(settings, client_id="dmzwatch-poller")
     metrics = PollerMetrics(process.registry)
     ownership = None
+    store: SubscriptionStore | None = None
     if settings.poller_leases:
         client = connect_redis(settings.redis_url.get_secret_value())
         process.health.add_probe("redis", lambda: redis_probe(client))
@@ -43,7 +45,9 @@ def main() -> None:
             alive_seconds=settings.poller_replica_alive_seconds,
             grace_seconds=settings.poller_takeover_grace_seconds,
         )
-    websub = _websub(settings, process) if settings.websub_callback_url else None
+        # WebSub subscriptions shared too: any replica answers a hub, the lease holder renews.
+        store = RedisSubscriptionStore(client, settings.redis_key_prefix)
+    websub = _websub(settings, process, ownership, store) if settings.websub_callback_url else None
     source = PollerSource(
         feeds=feeds,
         fetcher=fetcher,
@@ -79,8 +83,14 @@ def main() -> None:
         process.close()
 
 
-def _websub(settings: PollerSettings, process: ServiceProcess) -> WebSubEndpoint:
-    """Push subscriptions to the hubs feeds advertise (DMZWATCH_WEBSUB_CALLBACK_URL set)."""
+def _websub(
+    settings: PollerSettings,
+    process: ServiceProcess,
+    ownership: FeedOwnership | None,
+    store: SubscriptionStore | None,
+) -> WebSubEndpoint:
+    """Push subscriptions to the hubs feeds advertise (DMZWATCH_WEBSUB_CALLBACK_URL set); with
+    leases, kept in Redis and renewed by each feed's lease holder."""
     assert settings.websub_callback_url is not None
     subscriber = WebSubSubscriber(
         callback_base=settings.websub_callback_url,
@@ -95,6 +105,9 @@ def _websub(settings: PollerSettings, process: ServiceProcess) -> WebSubEndpoint
             lease_seconds=settings.websub_lease_seconds,
             safety_interval_seconds=settings.websub_poll_interval_seconds,
         ),
+        store=store,
+        replica_id=settings.poller_replica_id,
+        held=None if ownership is None else ownership.held,
     )
     server = CallbackServer(
         subscriber,
