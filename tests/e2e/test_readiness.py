@@ -51,7 +51,7 @@ class Stage:
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
-    def wait_readyz(self, ready: bool, timeout: float = 90.0) -> dict[str, object]:
+    def wait_readyz(self, ready: bool, timeout: float = 120.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout
         body: dict[str, object] = {}
         while time.monotonic() < deadline:
@@ -87,7 +87,7 @@ class Stage:
         producer.flush(30)
         producer.close(5)
 
-    def wait_unique(self, article_id: str, timeout: float = 120.0) -> None:
+    def wait_unique(self, article_id: str, timeout: float = 180.0) -> None:
         consumer = KafkaConsumer(
             self.topics.articles_unique,
             bootstrap_servers=self.broker.address,
