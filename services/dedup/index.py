@@ -86,6 +86,7 @@ _CREATE_MANY = """
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
 local ttl, capacity = ARGV[2], tonumber(ARGV[3])
 local stories, bands = tonumber(ARGV[4]), tonumber(ARGV[5])
+local expiring = {}  -- band hashes whose TTL is known to be set (stories share them)
 redis.call('INCRBY', KEYS[1], stories)
 for s = 0, stories - 1 do
   local base = 6 + s * (2 + bands)
@@ -102,7 +103,10 @@ for s = 0, stories - 1 do
       count = count - 1
     end
     redis.call('HSET', key, field, refs)
-    if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+    if not expiring[key] then
+      if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+      expiring[key] = true
+    end
   end
 end
 if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ttl) end

@@ -37,6 +37,10 @@ def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
     stories = {item["id"]: s.story_id for item, s in zip(items, got, strict=False)}
     result = score(items, stories)
     assert result.recall >= 0.95 and result.merged == ()
+    # every key the batches wrote expires, but the index version
+    for key in redis_client.scan_iter(match=key_prefix + "*", count=1000):
+        ttl = redis_client.ttl(key)
+        assert ttl > 0 or key.endswith(b":v"), (key, ttl)
     # the same batch re-delivered: the same answers, nothing new
     again = store.remember_many([(a, f"raw/0/{n}") for n, a in enumerate(articles[:25])])
     assert [(s.duplicate, s.story_id) for s in again if isinstance(s, Sighting)] == [
