@@ -1,0 +1,312 @@
+"""WebSub with two poller replicas on real Redis and a small hub on loopback.
+
+Both replicas publish one callback URL, as behind one Service; here it reaches replica A, while
+replica B holds the feed's lease, polls it and subscribes. The hub verifies B's request against
+A, and pushes to A: A answers from the shared store and publishes the new entry, once. The
+subscription store's contract (keys, expiry, atomic updates) is checked on the same Redis."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+import httpx
+import orjson
+import pytest
+import redis
+from prometheus_client import CollectorRegistry
+
+from dmzwatch.poller.feeds import FeedConfig
+from dmzwatch.poller.fetch import HttpFeedFetcher
+from dmzwatch.poller.leases import FeedOwnership, RedisFeedLeases
+from dmzwatch.poller.metrics import PollerMetrics, WebSubMetrics
+from dmzwatch.poller.schedule import Schedule
+from dmzwatch.poller.service import PollerSource
+from dmzwatch.poller.ssrf import AddressPolicy
+from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
+from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
+from dmzwatch.poller.websub_store import RedisSubscriptionStore, Subscription
+from dmzwatch.shared.clock import SystemClock
+from dmzwatch.shared.errors import RetryableError
+from dmzwatch.shared.health import Health
+from dmzwatch.shared.metrics import StageMetrics
+from tests.fakes import FakeProducer
+
+LOOPBACK = AddressPolicy.from_entries(["127.0.0.1"])
+
+
+def feed_body(base: str, *numbers: int) -> bytes:
+    items = "".join(
+        f"<item><title>Story {n}</title><link>https://news.example/{n}</link>"
+        f"<guid>https://news.example/{n}</guid></item>"
+        for n in numbers
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>Hub</title>'
+        f'<atom:link rel="hub" href="{base}/hub"/>'
+        f'<atom:link rel="self" type="application/rss+xml" href="{base}/feed.xml"/>'
+        f"{items}</channel></rss>"
+    ).encode()
+
+
+@dataclass
+class Hub:
+    """A hub that serves the feed, records subscribe requests, verifies and pushes."""
+
+    base: str = ""
+    feed: bytes = b""
+    fetches: int = 0
+    requests: list[dict[str, str]] = field(default_factory=list)
+    verified: threading.Event = field(default_factory=threading.Event)
+    verifications: list[int] = field(default_factory=list)
+
+    def verify(self, form: dict[str, str]) -> None:
+        challenge = secrets.token_hex(8)
+        params = {
+            "hub.mode": "subscribe",
+            "hub.topic": form["hub.topic"],
+            "hub.challenge": challenge,
+            "hub.lease_seconds": form["hub.lease_seconds"],
+        }
+        answer = httpx.get(form["hub.callback"], params=params, timeout=10)
+        self.verifications.append(answer.status_code)
+        if answer.status_code == 200 and answer.text == challenge:
+            self.verified.set()
+
+    def push(self, body: bytes) -> httpx.Response:
+        form = self.requests[0]
+        signature = "sha256=" + hmac.new(form["hub.secret"].encode(), body, "sha256").hexdigest()
+        headers = {"Content-Type": "application/rss+xml", "X-Hub-Signature": signature}
+        return httpx.post(form["hub.callback"], content=body, headers=headers, timeout=10)
+
+
+class HubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), HubHandler)
+        self.hub = Hub(base=f"http://127.0.0.1:{self.server_address[1]}")
+        self.hub.feed = feed_body(self.hub.base, 1, 2)
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: HubServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.hub.fetches += 1
+        self._reply(200, self.server.hub.feed)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        form = dict(parse_qsl(self.rfile.read(length).decode()))
+        self.server.hub.requests.append(form)
+        self._reply(202, b"")
+        threading.Thread(target=self.server.hub.verify, args=(form,), daemon=True).start()
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    server = HubServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.hub
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class Replica:
+    source: PollerSource
+    endpoint: WebSubEndpoint
+    producer: FakeProducer
+    registry: CollectorRegistry
+    ownership: FeedOwnership
+    thread: threading.Thread
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    def titles(self) -> list[str]:
+        return [orjson.loads(v or b"")["title"] for v in self.producer.on("raw")]
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_replica_that_did_not_subscribe_verifies_and_publishes_a_push(
+    hub: Hub, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    feed = FeedConfig(id="hubbed", url=f"{hub.base}/feed.xml", interval_seconds=300)
+    a_port = free_port()
+    public = f"http://127.0.0.1:{a_port}/websub"  # the Service's URL: it reaches replica A
+    store = RedisSubscriptionStore(redis_client, key_prefix)
+    started: list[Replica] = []
+
+    def start(name: str, port: int) -> Replica:
+        clock = SystemClock()
+        registry = CollectorRegistry()
+        leases = RedisFeedLeases(redis_client, key_prefix, name)
+        ownership = FeedOwnership(leases, clock, grace_seconds=0.2)
+        subscriber = WebSubSubscriber(
+            callback_base=public,
+            hub_client=HttpHubClient(timeout_seconds=5, address_policy=LOOPBACK),
+            metrics=WebSubMetrics(registry),
+            clock=clock,
+            policy=WebSubPolicy(lease_seconds=600),
+            store=store,
+            replica_id=name,
+            held=ownership.held,
+        )
+        endpoint = WebSubEndpoint(
+            subscriber, CallbackServer(subscriber, "127.0.0.1", port), tick_seconds=0.05
+        )
+        producer = FakeProducer()
+        source = PollerSource(
+            feeds=[feed],
+            fetcher=HttpFeedFetcher(timeout_seconds=5, address_policy=LOOPBACK),
+            producer=producer,
+            topic="raw",
+            schedule=Schedule((feed,)),
+            metrics=PollerMetrics(registry),
+            stage_metrics=StageMetrics("poller", registry),
+            health=Health(clock),
+            clock=clock,
+            ownership=ownership,
+            subscriptions=subscriber,
+        )
+        endpoint.start(source)
+        thread = threading.Thread(target=source.run, daemon=True)
+        thread.start()
+        replica = Replica(source, endpoint, producer, registry, ownership, thread)
+        started.append(replica)
+        return replica
+
+    try:
+        b = start("b", free_port())
+        wait_for(lambda: "hubbed" in b.ownership.owned(), "replica B never won the feed")
+        a = start("a", a_port)
+        # B polled and subscribed; the hub's verification went to A, which answered.
+        assert hub.verified.wait(timeout=20), f"not verified: {hub.verifications}"
+        assert hub.verifications == [200]
+        assert a.sample("dmzwatch_poller_websub_verifications_total", outcome="confirmed") == 1
+        assert b.sample("dmzwatch_poller_websub_verifications_total", outcome="confirmed") == 0
+        wait_for(
+            lambda: b.sample("dmzwatch_poller_websub_subscriptions", state="active") == 1,
+            "replica B never saw its subscription active",
+        )
+        assert a.sample("dmzwatch_poller_websub_subscriptions", state="active") == 0
+        assert b.titles() == ["Story 1", "Story 2"] and a.titles() == []
+
+        hub.feed = feed_body(hub.base, 3, 1, 2)
+        answer = hub.push(hub.feed)
+        assert answer.status_code == 200
+        assert a.sample("dmzwatch_poller_websub_pushes_total", outcome="ok") == 1
+        published = a.titles() + b.titles()
+        assert published.count("Story 3") == 1 and "Story 3" in a.titles()
+        # A had not sent the feed before: it republishes the entries B sent (dedup drops them).
+        assert sorted(a.titles()) == ["Story 1", "Story 2", "Story 3"]
+        # One poll (by B), one subscription (by B), nothing subscribed by A.
+        time.sleep(0.3)
+        assert hub.fetches == 1 and len(hub.requests) == 1
+        (sub,) = store.for_feeds(["hubbed"]).values()
+        assert sub.owner == "b" and sub.state == "active" and sub.verified
+        assert hub.requests[0]["hub.callback"] == f"{public}/{sub.callback_id}"
+    finally:
+        for replica in started:
+            replica.source.stop()
+            replica.thread.join(timeout=10)
+            replica.endpoint.stop()
+
+
+def test_store_keys_share_one_cluster_slot_and_expire(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    store = RedisSubscriptionStore(redis_client, key_prefix)
+    sub = Subscription("f1", "https://hub/", "https://t/", "tok1", "s3cret", owner="a")
+    assert store.put(sub, keep_seconds=120) is None
+    keys = sorted(k.decode() for k in redis_client.scan_iter(match=key_prefix + "*"))
+    assert keys == [f"{key_prefix}{{websub}}:feed:f1", f"{key_prefix}{{websub}}:sub:tok1"]
+    assert all(100 < redis_client.ttl(k) <= 120 for k in keys)
+    assert store.get("tok1") == sub  # every field round-trips, the secret included
+
+
+def test_store_round_trips_replaces_and_removes(redis_client: redis.Redis, key_prefix: str) -> None:
+    store = RedisSubscriptionStore(redis_client, key_prefix)
+    one = Subscription("f", "https://hub/", "https://t/", "t1", "s1")
+    active = replace(
+        one,
+        state="active",
+        requested_at=1.5,
+        expires_at=1e9 + 0.25,
+        renew_at=8e8,
+        renewing=True,
+        verified=True,
+        failures=3,
+        owner_since=1234.5,
+    )
+    store.put(one, 60)
+    assert store.update("t1", lambda s: active, 60) == active
+    assert store.for_feeds(["f", "g"]) == {"f": active}
+    two = Subscription("f", "https://hub2/", "https://t/", "t2", "s2")
+    assert store.put(two, 60) == active
+    assert store.get("t1") is None and store.update("t1", lambda s: s, 60) is None
+    assert store.update("t2", lambda s: None, 60) == two
+    with pytest.raises(ValueError, match="token"):
+        store.update("t2", lambda s: replace(s, callback_id="t3"), 60)
+    store.remove("t2")
+    assert store.for_feeds(["f"]) == {} and store.get("t2") is None
+
+
+def test_concurrent_updates_from_replicas_are_not_lost(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    stores = [RedisSubscriptionStore(redis_client, key_prefix, attempts=1000) for _ in range(4)]
+    stores[0].put(Subscription("f", "https://hub/", "https://t/", "t1", "s1"), 60)
+
+    def bump(store: RedisSubscriptionStore) -> None:
+        for _ in range(25):
+            store.update("t1", lambda s: replace(s, failures=s.failures + 1), 60)
+
+    threads = [threading.Thread(target=bump, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    current = stores[0].get("t1")
+    assert current is not None and current.failures == 100
+
+
+def test_a_redis_outage_is_a_retryable_error() -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    store = RedisSubscriptionStore(dead, "x:")
+    with pytest.raises(RetryableError, match="redis unavailable"):
+        store.get("t")
+    with pytest.raises(RetryableError, match="redis unavailable"):
+        store.update("t", lambda s: s, 60)
