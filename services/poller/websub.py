@@ -29,9 +29,21 @@ names no subscription is answered 404 (verification) or 410 Gone (content, so th
 A push whose ``X-Hub-Signature`` does not match the secret is dropped (logged, counted) but
 still answered 2xx, as the recommendation allows, so that the sender learns nothing.
 
+Replicas: subscriptions live in a :class:`~dmzwatch.poller.websub_store.SubscriptionStore`
+(this process' memory, or Redis shared by the replicas), so whichever replica a hub's request
+reaches answers it: a verification updates the stored state; a verified push is published by
+the receiving replica through its own poller. That replica's memory of entries already sent is
+not the owner's, so a push carrying the whole feed may republish entries the owner had sent:
+dedup drops them by article id. Each subscription has one ``owner``, the only replica that
+sends its requests and renewals: the holder of the feed's poll lease (``held``). When the lease
+moves, the new holder finds the subscription in the store and takes it over (same callback,
+same secret; no new subscription); the old holder stops renewing and unsubscribes nothing.
+Of two replicas that both believe they hold the lease, the one that won it later owns it.
+
 Thread-safe: the poll thread calls ``observe``/``poll_floor``/``take_fallbacks``, the HTTP
 server's threads ``verify``/``push``, the maintenance thread ``tick``. Hub requests are made
-outside the lock. Time is the injected :class:`~dmzwatch.shared.clock.Clock` (monotonic).
+outside the lock. Time is the injected :class:`~dmzwatch.shared.clock.Clock`: monotonic with
+the in-memory store, Unix time with a shared one (:meth:`SubscriptionStore.time`).
 """
 
 from __future__ import annotations

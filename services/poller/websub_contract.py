@@ -85,9 +85,10 @@ class FeedSubscriptions(ABC):
     """What the poll loop asks of push subscriptions.
 
     ``observe`` is called from the poll thread with every fetch that brought a new body (it
-    must not do network I/O); ``poll_floor`` gives the shortest delay to the next poll of a
-    feed (None: the normal schedule); ``take_fallbacks`` returns, once, the feeds that just lost
-    their push subscription and should be polled now.
+    sends no hub request; it may read and write the subscription store); ``poll_floor`` gives
+    the shortest delay to the next poll of a feed (None: the normal schedule);
+    ``take_fallbacks`` returns, once, the feeds that just lost their push subscription and
+    should be polled now.
     """
 
     @abstractmethod
