@@ -3,8 +3,11 @@
 What counts: the title's words and the first ``LEAD_WORDS`` words of the text, case-folded,
 without punctuation and without a short list of English function words (they make distinct
 stories look alike: "said on Tuesday", "of the"). Shingles never span title and lead, so a new
-headline changes only the title's shingles. datasketch's MinHash hashes the shingles (scheme
-``affine32``); banding, storage and comparison are ours (see ``index``).
+headline changes only the title's shingles. The MinHash values are datasketch's
+(``MinHash(scheme="affine32")``: SHA-1 of each shingle, the MurmurHash3 finaliser, affine
+permutations drawn from ``SEED``), computed here with numpy alone: importing datasketch pulls in
+scipy, 60 MB of a dedup process's 120 (the tests check the values against datasketch's).
+Banding, storage and comparison are ours (see ``index``).
 
 The parameters were chosen on the labelled set of ``tests/stories.py`` (``make bench`` prints
 the sweep): copies there have Jaccard ≥ 0.35 with their original, distinct look-alike stories
@@ -19,7 +22,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import MinHash  # type: ignore[import-untyped]
 
 from dmzwatch.shared.identity import normalised_text
 
@@ -77,30 +79,49 @@ def similarity(a: bytes, b: bytes) -> float:
     return float(np.count_nonzero(left == right)) / NUM_PERM
 
 
+def permutations(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The affine permutations ``h -> a * h + b mod 2**32`` datasketch's ``MinHash`` draws for
+    ``seed`` with ``scheme="affine32"`` (``a`` odd, so each is a bijection)."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
+
+
+def _fmix32(values: np.ndarray) -> np.ndarray:
+    """The MurmurHash3 32-bit finaliser (wrapping uint32 arithmetic), as datasketch applies it."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    mixed: np.ndarray = values ^ (values >> np.uint32(16))
+    return mixed
+
+
 class Signer:
-    """Signs articles; the permutations are drawn once (they are the slow part of a MinHash)."""
+    """Signs articles; the permutations are drawn once."""
 
     def __init__(self) -> None:
-        self._template = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32")
+        self._a, self._b = permutations()
+
+    def values(self, items: list[bytes]) -> np.ndarray:
+        """The MinHash values (uint32) of non-empty ``items``."""
+        digests = b"".join(hashlib.sha1(item).digest()[:4] for item in items)  # noqa: S324
+        hashed = _fmix32(np.frombuffer(digests, dtype="<u4").astype(np.uint32))
+        values: np.ndarray = (hashed[:, None] * self._a + self._b).min(axis=0).astype(np.uint32)
+        return values
 
     def sign(self, title: str, text: str) -> Signature | None:
         """The signature of the article, or None when it has no words to compare."""
         items = shingles(title, text)
         if not items:
             return None
-        minhash = MinHash(
-            num_perm=NUM_PERM,
-            seed=SEED,
-            scheme="affine32",
-            permutations=self._template.permutations,
-        )
-        minhash.update_batch(items)
-        values = np.asarray(minhash.hashvalues, dtype=np.uint32)
+        values = self.values(items)
+        raw = values.astype("<u4").tobytes()
+        step = ROWS * 4
         bands = tuple(
             bytes([band])
-            + hashlib.blake2b(
-                values[band * ROWS : (band + 1) * ROWS].astype("<u4").tobytes(), digest_size=4
-            ).digest()
+            + hashlib.blake2b(raw[band * step : (band + 1) * step], digest_size=4).digest()
             for band in range(BANDS)
         )
         packed = (values & 0xFFFF).astype("<u2").tobytes()
