@@ -21,8 +21,9 @@
   or ``lost`` (another replica holds the feed this interval, or took it over).
 - ``dmzwatch_poller_feeds_owned``: feeds whose lease this replica holds.
 - ``dmzwatch_poller_replicas``: poller replicas alive, as this replica last saw them.
-- ``dmzwatch_poller_websub_subscriptions{state}``: WebSub subscriptions by state (requesting,
-  pending, active, denied, failed, expired; see :mod:`~dmzwatch.poller.websub`).
+- ``dmzwatch_poller_websub_subscriptions{state}``: WebSub subscriptions this replica owns (renews;
+  summed over replicas: all) by state (requesting, pending, active, denied, failed, expired; see
+  :mod:`~dmzwatch.poller.websub`). Pushes and verifications count where the hub's request landed.
 - ``dmzwatch_poller_websub_pushes_total{outcome}``: content pushed by hubs: ok, bad_signature
   (dropped), unknown_topic (no verified subscription: answered 410), parse_error,
   publish_failed (broker did not ack: answered 503 so the hub retries).
