@@ -51,10 +51,11 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import structlog
 
+from dmzwatch.poller import websub_lifecycle as lifecycle
 from dmzwatch.poller.fetch import FetchResult
 from dmzwatch.poller.metrics import WebSubMetrics
 from dmzwatch.poller.websub_contract import (
@@ -95,14 +96,6 @@ __all__ = [
     "WebSubSubscriber",
     "signature_valid",
 ]
-
-
-@dataclass(slots=True)
-class _Step:
-    """What one state change asks for besides the new record: a request to send, a log line."""
-
-    form: dict[str, str] | None = None
-    failed: str | None = None
 
 
 class WebSubSubscriber(FeedSubscriptions):
@@ -243,6 +236,8 @@ class WebSubSubscriber(FeedSubscriptions):
         while not stopping.wait(period_seconds):
             try:
                 self.tick()
+            except RetryableError as exc:
+                log.warning("websub_store_unavailable", error=str(exc))
             except Exception:
                 # A bug or a store outage here must not end push subscriptions silently:
                 # polling goes on either way, and the next tick tries again.
@@ -295,14 +290,14 @@ class WebSubSubscriber(FeedSubscriptions):
     def _step(self, sub: Subscription) -> tuple[Subscription, dict[str, str]] | None:
         """Store what ``sub`` needs now; the request to send, if any (lock held)."""
         now = self._now()
-        steps: list[_Step] = []
+        outcome: list[tuple[bool, str | None]] = []
 
         def change(current: Subscription) -> Subscription | None:
-            steps.clear()
+            outcome.clear()
             if current.owner != self.replica_id:
                 return None
-            new, step = self._due(current, now)
-            steps.append(step)
+            new, send, failure = lifecycle.due(current, now, self.policy)
+            outcome.append((send, failure))
             return new
 
         new = self._store.update(sub.callback_id, change, self._keep(sub, now))
@@ -310,46 +305,10 @@ class WebSubSubscriber(FeedSubscriptions):
             self._mine.pop(sub.feed_id, None)
             return None
         self._remember(new)
-        step = steps[0] if steps else _Step()
-        if step.failed is not None:
-            self._log_failed(new, now, step.failed)
-        return (new, step.form) if step.form is not None else None
-
-    def _due(self, sub: Subscription, now: float) -> tuple[Subscription | None, _Step]:
-        """What ``sub`` becomes at ``now`` (None: unchanged) and what to do about it (pure)."""
-        policy = self.policy
-        step = _Step()
-        if sub.state == "pending" and sub.requested_at is not None:
-            if now - sub.requested_at >= policy.verify_timeout_seconds:
-                step.failed = "no verification from the hub"
-                return self._failed(sub, now), step
-            return None, step
-        if sub.state == "active":
-            assert sub.expires_at is not None
-            assert sub.renew_at is not None
-            if now >= sub.expires_at:
-                return replace(sub, state="expired", renewing=False, next_attempt=now), step
-            renew_at, failures = sub.renew_at, sub.failures
-            if sub.renewing and sub.requested_at is not None:
-                if now - sub.requested_at < policy.verify_timeout_seconds:
-                    return None, step
-                # The renewal was not verified: try again, still before the lease ends.
-                failures += 1
-                renew_at = min(now + policy.backoff(failures), _midway(now, sub.expires_at))
-                if now < renew_at:
-                    return replace(sub, renewing=False, failures=failures, renew_at=renew_at), step
-            elif now < renew_at:
-                return None, step
-            step.form = self._form(sub, "subscribe")
-            return replace(
-                sub, renewing=True, requested_at=now, failures=failures, renew_at=renew_at
-            ), step
-        if now < sub.next_attempt:
-            return None, step
-        # requesting, denied, failed, expired: (re)subscribe. Pending before the request is
-        # sent: a hub may verify synchronously, before it answers the request.
-        step.form = self._form(sub, "subscribe")
-        return replace(sub, state="pending", requested_at=now), step
+        send, failure = outcome[0] if outcome else (False, None)
+        if failure is not None:
+            self._log_failed(new, now, failure)
+        return (new, self._form(new, "subscribe")) if send else None
 
     def _replied(self, sub: Subscription, reply: HubReply) -> None:
         if reply.accepted:
@@ -368,16 +327,7 @@ class WebSubSubscriber(FeedSubscriptions):
         def change(current: Subscription) -> Subscription | None:
             if current.owner != self.replica_id:
                 return None
-            if current.state == "active" and current.renewing:
-                assert current.expires_at is not None
-                failures = current.failures + 1
-                renew_at = min(
-                    now + self.policy.backoff(failures), _midway(now, current.expires_at)
-                )
-                return replace(current, renewing=False, failures=failures, renew_at=renew_at)
-            if current.state == "pending":
-                return self._failed(current, now)
-            return None
+            return lifecycle.refused(current, now, self.policy)
 
         try:
             new = self._store.update(sub.callback_id, change, self._keep(sub, now))
@@ -398,16 +348,6 @@ class WebSubSubscriber(FeedSubscriptions):
             "hub.lease_seconds": str(self.policy.lease_seconds),
             "hub.secret": sub.secret,
         }
-
-    def _failed(self, sub: Subscription, now: float) -> Subscription:
-        failures = sub.failures + 1
-        return replace(
-            sub,
-            failures=failures,
-            state="failed",
-            renewing=False,
-            next_attempt=now + self.policy.backoff(failures),
-        )
 
     def _log_failed(self, sub: Subscription, now: float, reason: str) -> None:
         log.warning(
@@ -477,24 +417,14 @@ class WebSubSubscriber(FeedSubscriptions):
 
     def _confirm(self, sub: Subscription, query: Mapping[str, str]) -> Answer:
         now = self._now()
-        lease = _lease(query.get("hub.lease_seconds"), self.policy.lease_seconds)
-
+        lease = lifecycle.granted_lease(query.get("hub.lease_seconds"), self.policy.lease_seconds)
         confirmed: list[bool] = []
 
         def confirm(current: Subscription) -> Subscription | None:
             confirmed.clear()
-            if current.state not in ("pending", "active"):
-                return None
-            confirmed.append(True)
-            return replace(
-                current,
-                state="active",
-                verified=True,
-                renewing=False,
-                failures=0,
-                expires_at=now + lease,
-                renew_at=now + lease * self.policy.renew_fraction,
-            )
+            new = lifecycle.confirmed(current, now, lease, self.policy)
+            confirmed.extend([True] if new is not None else [])
+            return new
 
         keep = lease + self.policy.lease_seconds + self.policy.retry_max_seconds
         new = self._store.update(sub.callback_id, confirm, keep)
@@ -514,14 +444,7 @@ class WebSubSubscriber(FeedSubscriptions):
         now = self._now()
 
         def deny(current: Subscription) -> Subscription:
-            failures = current.failures + 1
-            return replace(
-                current,
-                state="denied",
-                failures=failures,
-                renewing=False,
-                next_attempt=now + self.policy.backoff(failures),
-            )
+            return lifecycle.denied(current, now, self.policy)
 
         new = self._store.update(sub.callback_id, deny, self._keep(sub, now))
         log.warning("websub_denied", feed_id=sub.feed_id, hub=sub.hub, reason=reason[:200])
@@ -573,16 +496,3 @@ class WebSubSubscriber(FeedSubscriptions):
 
     def close(self) -> None:
         self._hub.close()
-
-
-def _lease(value: str | None, default: int) -> int:
-    try:
-        lease = int(value) if value else default
-    except ValueError:
-        return default
-    return lease if lease > 0 else default
-
-
-def _midway(now: float, expires_at: float) -> float:
-    """Half-way to the lease's end: a renewal retry never waits past it."""
-    return now + max(0.0, expires_at - now) / 2
