@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dmzwatch.poller.feeds import FeedConfig
+from dmzwatch.poller.leases import FeedOwnership, MemoryFeedLeases, MemoryLeaseStore
 from dmzwatch.poller.metrics import WebSubMetrics
 from dmzwatch.poller.websub import (
     HubClient,
@@ -276,3 +278,22 @@ def test_the_memory_store_keeps_one_subscription_per_feed() -> None:
         store.update("t2", lambda s: replace(s, callback_id="t3"), 60)
     store.remove("t2")
     assert store.for_feeds(["f"]) == {}
+
+
+def test_feed_ownership_reports_when_each_held_lease_was_won() -> None:
+    clock = ManualClock()
+    store = MemoryLeaseStore()
+    feed = FeedConfig(id="f", url="https://news.example/f.xml", interval_seconds=300)
+    a = FeedOwnership(MemoryFeedLeases("a", store), clock, grace_seconds=0)
+    b = FeedOwnership(MemoryFeedLeases("b", store), clock, grace_seconds=0)
+    won_at = clock.now().timestamp()
+    assert a.select([feed], lambda _: 300.0) == [feed]
+    assert a.held() == {"f": won_at}
+    clock.advance(100)
+    assert a.select([feed], lambda _: 300.0) == [feed]  # its own lease again: same since
+    assert a.held() == {"f": won_at} and b.held() == {}
+    clock.advance(400)  # a's lease ended without renewal (a stalled); b takes the feed
+    assert b.select([feed], lambda _: 300.0) == [feed]
+    assert b.held() == {"f": won_at + 500}
+    assert a.select([feed], lambda _: 300.0) == []
+    assert a.held() == {}
