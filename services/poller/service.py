@@ -239,7 +239,9 @@ class PollerSource(PushSink):
         """Count one fetch and send its new articles; None when it failed (already recorded)."""
         self._metrics.fetch_seconds.observe(result.seconds)
         self._metrics.bytes.inc(result.bytes_read)
-        memory = replace(self.memory(feed.id), validators=result.validators)
+        memory = self.memory(feed.id)
+        if memory.validators != result.validators:
+            memory = replace(memory, validators=result.validators)
         now = self._clock.now()
         if result.outcome == "not_modified":
             report.not_modified += 1
