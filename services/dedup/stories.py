@@ -51,6 +51,7 @@ from dmzwatch.shared.identity import content_fingerprint
 from dmzwatch.shared.messages import Article
 
 ATTEMPTS = 8  # compare-and-swap rounds before giving up (the runner then retries the record)
+BATCH_ATTEMPTS = 3  # look-up-and-create rounds of a whole batch before going one by one
 
 
 @dataclass(slots=True)
@@ -246,36 +247,47 @@ class StoryStore(SeenStore):
                 signed.append((p, signature))
         if not signed or self._index is None:
             return
+        for _ in range(BATCH_ATTEMPTS):
+            if self._create_batch(signed, now):
+                return
+        for p, _ in signed:  # other replicas keep changing the index: one by one
+            p.story, p.match = self._near(p.article, now)
+
+    def _create_batch(self, signed: list[tuple[_Pending, Signature]], now: datetime) -> bool:
+        """Look the batch up, decide each article's story (stories started earlier in the batch
+        are candidates too) and create the new stories at once; False when another replica
+        changed the index since the look-up (nothing was created)."""
+        assert self._index is not None
         lookups = self._index.lookup_many([s.bands for _, s in signed])
         versions = {lookup.version for lookup in lookups}
-        if len(versions) == 1:
-            oldest = now.timestamp() - self._window
-            created = int(now.timestamp())
-            started: dict[bytes, list[Candidate]] = {}  # band -> stories this batch starts
-            new: list[NewStory] = []
-            for (p, signature), lookup in zip(signed, lookups, strict=True):
-                own = p.article.article_id
-                ours = {c.story_id: c for b in signature.bands for c in started.get(b, ())}
-                candidates = (*lookup.candidates, *ours.values())
-                best: tuple[float, int, Candidate] | None = None
-                if all(c.story_id != own for c in candidates):
-                    for candidate in candidates:
-                        score = signature.similarity(candidate.signature)
-                        if candidate.created < oldest or score < self._threshold:
-                            continue
-                        if best is None or (score, -candidate.created) > best[:2]:
-                            best = (score, -candidate.created, candidate)
-                    if best is not None:
-                        p.story, p.match = best[2].story_id, "near"
-                    else:
-                        story = Candidate(own, created, signature.packed)
-                        for band in signature.bands:
-                            started.setdefault(band, []).append(story)
-                        new.append(NewStory(own, signature.packed, signature.bands))
-            if self._index.create_many(new, versions.pop()):
-                return
-        for p, _ in signed:  # another replica changed the index meanwhile: one by one
-            p.story, p.match = self._near(p.article, now)
+        if len(versions) != 1:
+            return False
+        oldest = now.timestamp() - self._window
+        created = int(now.timestamp())
+        started: dict[bytes, list[Candidate]] = {}  # band -> stories this batch starts
+        new: list[NewStory] = []
+        for (p, signature), lookup in zip(signed, lookups, strict=True):
+            own = p.article.article_id
+            p.story, p.match = own, "new"
+            ours = {c.story_id: c for b in signature.bands for c in started.get(b, ())}
+            candidates = (*lookup.candidates, *ours.values())
+            if any(c.story_id == own for c in candidates):
+                continue  # our own story: this record was handled before
+            best: tuple[float, int, Candidate] | None = None
+            for candidate in candidates:
+                score = signature.similarity(candidate.signature)
+                if candidate.created < oldest or score < self._threshold:
+                    continue
+                if best is None or (score, -candidate.created) > best[:2]:
+                    best = (score, -candidate.created, candidate)
+            if best is not None:
+                p.story, p.match = best[2].story_id, "near"
+            else:
+                story = Candidate(own, created, signature.packed)
+                for band in signature.bands:
+                    started.setdefault(band, []).append(story)
+                new.append(NewStory(own, signature.packed, signature.bands))
+        return self._index.create_many(new, versions.pop())
 
     def _revision(
         self, article: Article, text: bytes, token: bytes, now: datetime

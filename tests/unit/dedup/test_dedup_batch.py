@@ -8,6 +8,7 @@ from dmzwatch.dedup.cluster import article_from, memory_store
 from dmzwatch.dedup.index import Lookup, MemoryStoryIndex, NewStory, StoryIndex
 from dmzwatch.dedup.keys import KeyLayout
 from dmzwatch.dedup.store import Sighting
+from dmzwatch.dedup.stories import BATCH_ATTEMPTS
 from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.messages import Article
 from tests.stories import STORIES, labelled_articles
@@ -72,9 +73,9 @@ def test_a_redelivered_batch_gets_the_same_answers() -> None:
 class RaceIndex(StoryIndex):
     """An index another replica writes to between our lookups and our first create."""
 
-    def __init__(self, inner: MemoryStoryIndex, race: NewStory) -> None:
+    def __init__(self, inner: MemoryStoryIndex, races: list[NewStory]) -> None:
         self.inner = inner
-        self.race: NewStory | None = race
+        self.races = races  # one is created before each of our next creations
 
     def lookup(self, bands: Sequence[bytes]) -> Lookup:
         return self.inner.lookup(bands)
@@ -83,22 +84,24 @@ class RaceIndex(StoryIndex):
         return self.inner.create(story_id, signature, bands, version)
 
     def create_many(self, stories: Sequence[NewStory], version: bytes) -> bool:
-        if self.race is not None:
-            race, self.race = self.race, None
-            assert self.inner.create_many([race], version)
+        if self.races:
+            assert self.inner.create_many([self.races.pop(0)], version)
         return self.inner.create_many(stories, version)
 
 
-def test_a_story_another_replica_starts_meanwhile_is_joined_not_duplicated() -> None:
+@pytest.mark.parametrize("races", [1, BATCH_ATTEMPTS + 1])
+def test_a_story_another_replica_starts_meanwhile_is_joined_not_duplicated(races: int) -> None:
+    """Whether the batch looks again (one race) or goes one by one (a race every time)."""
     clock = ManualClock()
     items = labelled_articles(copies=1, seed=4)
     first, second = [item for item in items if item["story"] == items[0]["story"]]
     original, copy = article_from(first, clock.now()), article_from(second, clock.now())
     store = memory_store(clock)
     signature = store._signer.sign(original.title, original.text)
+    others = [NewStory(f"other{i}", bytes(256), (bytes([i]) * 5,)) for i in range(races - 1)]
     store._index = RaceIndex(
         MemoryStoryIndex(72 * 3600, clock),
-        NewStory("elsewhere", signature.packed, signature.bands),
+        [NewStory("elsewhere", signature.packed, signature.bands), *others],
     )
     [result] = store.remember_many([(copy, "raw/0/1")])
     assert isinstance(result, Sighting)
