@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol
 
 import structlog
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from dmzwatch.shared.clock import Clock
@@ -324,7 +324,7 @@ class Runner(Generic[M]):
             self._pause(self._backoff.next())
             return
         self._metrics.produced.inc(len(pending))
-        self._commit(commit)
+        committed = self._commit(commit)
         self._metrics.commit_wait.observe(self._clock.monotonic() - started)
         for tp, offset in rewind.items():
             self._consumer.seek(tp, offset)
@@ -340,8 +340,11 @@ class Runner(Generic[M]):
             )
             self._pause(delay)
         else:
-            self._backoff.reset()
             self._health.set("dependencies", True)
+            if committed:
+                self._backoff.reset()
+            else:
+                self._pause(self._backoff.next())
 
     def _process_batch(
         self,
@@ -471,17 +474,30 @@ class Runner(Generic[M]):
         future: FutureLike = self._producer.send(output.topic, value=encode(output.value), key=key)
         return future
 
-    def _commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def _commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """Commit ``offsets``; False (counted, logged, broker marked not ready) if refused.
+
+        Any Kafka error counts, whatever its ``retriable`` flag (a rebalance, a lost coordinator,
+        a timeout): the outputs are already acknowledged, so the records are only redelivered
+        (to us or a new owner, if no later commit covers them) and the stages are idempotent.
+        """
         if not offsets:
-            return
+            return True
         try:
             self._consumer.commit(
                 {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
             )
-        except CommitFailedError as exc:
-            # The group rebalanced while we worked; the new owner re-processes these records.
+        except KafkaError as exc:
             self._metrics.commit_failures.inc()
-            self._log.warning("commit_failed", error=repr(exc))
+            self._health.set("broker", False, f"commit failed: {exc!r}")
+            self._log.warning(
+                "commit_failed",
+                error=repr(exc),
+                error_type=type(exc).__name__,
+                retriable=exc.retriable,
+            )
+            return False
+        return True
 
     def _observe_lag(self, tp: TopicPartition, position: int) -> None:
         highwater = self._consumer.highwater(tp)
