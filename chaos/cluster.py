@@ -29,7 +29,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from chaos.feeds import GrowingFeeds
 from chaos.proxy import FaultProxy
-from chaos.receivers import Receiver
+from chaos.receivers import AlertReceiver
 from dmzwatch.shared.broker import free_port, tansu_binary, wait_for_port
 from dmzwatch.shared.kafka import create_topics, load_topic_specs
 from dmzwatch.shared.settings import CommonSettings
@@ -266,7 +266,10 @@ class Cluster:
         self.broker_proxy: FaultProxy | None = None
         self.tansu: Tansu | None = None
         self.feeds = GrowingFeeds(period=feed_period)
-        self.receivers = (Receiver("chaos-slack", "slack"), Receiver("chaos-hook", "webhook"))
+        self.receivers = (
+            AlertReceiver("chaos-slack", "slack"),
+            AlertReceiver("chaos-hook", "webhook"),
+        )
         self.services: dict[str, list[Service]] = {stage: [] for stage in STAGES}
         self.reader: TopicReader | None = None
         self._feeds_file = work / "feeds.yaml"
