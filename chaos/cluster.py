@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,12 +23,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from chaos.feeds import GrowingFeeds
 from chaos.proxy import FaultProxy
 from chaos.receivers import AlertReceiver
+from chaos.redisserver import RedisServer
 from dmzwatch.shared.broker import free_port, tansu_binary, wait_for_port
 from dmzwatch.shared.kafka import create_topics, load_topic_specs
 from dmzwatch.shared.settings import CommonSettings
@@ -38,57 +37,6 @@ from dmzwatch.shared.topics import TopicCatalogue
 REPO = Path(__file__).resolve().parent.parent
 STAGES = ("poller", "dedup", "classifier", "notifier")
 POLL_SECONDS = 2
-
-
-class Redis:
-    """A redis-server of our own: append-only file, fsync always, on a free port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self._dir = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed binary, our own arguments
-            [
-                shutil.which("redis-server") or "/usr/bin/redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-                "--dir",
-                str(self._dir),
-            ],
-            stdout=open(self._dir / "redis.log", "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                client.ping()
-                break
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(10)
-
-    def signal(self, sig: int) -> None:
-        if self.process is not None:
-            self.process.send_signal(sig)
 
 
 class Tansu:
@@ -261,7 +209,7 @@ class Cluster:
         self.work = work
         self.prefix = "chaos"
         self.topics = TopicCatalogue(self.prefix)
-        self.redis = Redis(work)
+        self.redis = RedisServer(work, log=work / "redis.log")
         self.redis_proxy: FaultProxy | None = None
         self.broker_proxy: FaultProxy | None = None
         self.tansu: Tansu | None = None
@@ -353,7 +301,7 @@ class Cluster:
                 "DMZWATCH_RETRY_BACKOFF_MAX_SECONDS": "4",
                 f"DMZWATCH_{stage.upper()}_PORT": str(port),
                 "DMZWATCH_FEEDS_FILE": str(self._feeds_file),
-                "DMZWATCH_FETCH_ALLOW_NETWORKS": self.feeds.base_url.removeprefix("http://"),
+                "DMZWATCH_FETCH_ALLOW_NETWORKS": f"127.0.0.1:{self.feeds.port}",
                 "DMZWATCH_MIN_INTERVAL_SECONDS": str(POLL_SECONDS),
                 "DMZWATCH_MAX_INTERVAL_SECONDS": str(POLL_SECONDS),
                 "DMZWATCH_MAX_BACKOFF_SECONDS": "4",

@@ -1,4 +1,4 @@
-"""Feeds that keep growing: a local RSS server and a generator of article text.
+"""Feeds that keep growing: a generator of article text served by ``bench.livefeeds``.
 
 A thread adds one article every ``period`` seconds to one of the feeds, round robin; about one
 in ``alert_every`` is written to be alert-worthy (a purge, a summit or a defection), the rest is
@@ -13,12 +13,8 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from xml.sax.saxutils import escape
 
+from bench.livefeeds import LiveFeeds
 from dmzwatch.shared.identity import article_id, canonical_url
 
 _SYLLABLES = tuple(
@@ -106,15 +102,6 @@ class Offered:
     at: float  # time.monotonic() when it first appeared in its feed
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    link: str
-    guid: str
-    title: str
-    summary: str
-    published: datetime
-
-
 class GrowingFeeds:
     """``feeds`` RSS feeds at ``http://127.0.0.1:<port>/<feed>.xml``, growing while running."""
 
@@ -129,42 +116,21 @@ class GrowingFeeds:
         self.feed_ids = tuple(f"chaos-{i}" for i in range(feeds))
         self.period = period
         self._alert_every = alert_every
-        self._keep = keep
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._items: dict[str, list[_Item]] = {f: [] for f in self.feed_ids}
         self.offered: list[Offered] = []
         self._n = 0
         self._growing = threading.Event()
         self._stop = threading.Event()
-        feeds_ = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = feeds_.render(self.path.strip("/").removesuffix(".xml"))
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LiveFeeds(self.feed_ids, keep=keep).start()
         threading.Thread(target=self._grow, daemon=True).start()
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def port(self) -> int:
+        return self._server.port
 
     def url(self, feed_id: str) -> str:
-        return f"{self.base_url}/{feed_id}.xml"
+        return self._server.url(feed_id)
 
     def start_growing(self) -> None:
         self._growing.set()
@@ -180,11 +146,10 @@ class GrowingFeeds:
             feed = self.feed_ids[n % len(self.feed_ids)]
             alert = n % self._alert_every == self._alert_every - 1
             title, summary = write_article(n, self._rng, alert)
-            link = f"https://{feed}.example/news/{n}"
-            item = _Item(link, f"{feed}-{n}", title, summary, datetime.now(UTC))
-            self._items[feed] = (self._items[feed] + [item])[-self._keep :]
+            link, guid = f"https://{feed}.example/news/{n}", f"{feed}-{n}"
+            self._server.publish(feed, title, summary, link=link, guid=guid)
             offered = Offered(
-                article_id(canonical_url(link), feed, item.guid, title, summary),
+                article_id(canonical_url(link), feed, guid, title, summary),
                 feed,
                 alert,
                 time.monotonic(),
@@ -196,28 +161,9 @@ class GrowingFeeds:
         with self._lock:
             return [o for o in self.offered if start <= o.at < end]
 
-    def render(self, feed_id: str) -> bytes | None:
-        with self._lock:
-            items = self._items.get(feed_id)
-            if items is None:
-                return None
-            entries = "".join(
-                f"<item><title>{escape(i.title)}</title><link>{escape(i.link)}</link>"
-                f'<guid isPermaLink="false">{escape(i.guid)}</guid>'
-                f"<description>{escape(i.summary)}</description>"
-                f"<pubDate>{format_datetime(i.published)}</pubDate></item>"
-                for i in reversed(items)
-            )
-        return (
-            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-            f"<title>{feed_id}</title><link>https://{feed_id}.example/</link>"
-            f"<description>chaos feed</description>{entries}</channel></rss>"
-        ).encode()
-
     def stop(self) -> None:
         self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _grow(self) -> None:
         while not self._stop.wait(self.period):
