@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,11 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from chaos.redisserver import RedisServer, redis_server_binary
 from dmzwatch.classifier.ledger import RedisAlertLedger
 from dmzwatch.dedup.app import redis_store
 from dmzwatch.dedup.cluster import article_from, memory_store
 from dmzwatch.dedup.settings import DedupSettings
-from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.clock import ManualClock
 from tests.conftest import REDIS_URL, REPO
 from tests.stories import labelled_articles, score
@@ -130,47 +129,18 @@ def test_a_restarted_dedup_process_remembers_articles_and_stories(
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], redis.Redis]]]:
     """A redis-server of our own, append-only file on, never the shared one."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if redis_server_binary() is None:
         pytest.skip("redis-server is not installed")
-    port = free_port()
-    command = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--save",
-        "",
-        "--dir",
-        str(tmp_path),
-    ]
-    processes: list[subprocess.Popen[bytes]] = []
+    server = RedisServer(tmp_path)
 
     def start() -> redis.Redis:
-        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return client
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        server.start(timeout=10)
+        return server.client()
 
     try:
-        yield f"redis://127.0.0.1:{port}/0", start
+        yield server.url, start
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-                process.wait(10)
+        server.stop()
 
 
 def test_redis_killed_and_restarted_from_its_append_only_file_loses_nothing(own_redis) -> None:
