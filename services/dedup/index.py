@@ -27,14 +27,17 @@ BAND_CAPACITY = 4  # stories kept per band value: the newest; a band shared by m
 
 # KEYS[1] version, KEYS[2..1+S] signature hashes of the live buckets (newest first), then for
 # each band j and bucket i the band hash KEYS[1+S+(j-1)*S+i]. ARGV: S, then one field per band.
-# Returns the version, then story id and stored signature pairs.
+# Returns the version, then story id and stored signature pairs. A bucket whose signature hash
+# is gone (not written yet, or expired) can return no candidate, so its bands are not read.
 _LOOKUP = """
 local S = tonumber(ARGV[1])
 local out = {redis.call('GET', KEYS[1]) or '0'}
+local live = {}
+for i = 1, S do live[i] = redis.call('EXISTS', KEYS[1 + i]) == 1 end
 local seen = {}
 for j = 1, #ARGV - 1 do
   for i = 1, S do
-    local refs = redis.call('HGET', KEYS[1 + S + (j - 1) * S + i], ARGV[1 + j])
+    local refs = live[i] and redis.call('HGET', KEYS[1 + S + (j - 1) * S + i], ARGV[1 + j])
     if refs then
       local pos = 1
       while pos <= #refs do
@@ -95,14 +98,16 @@ for s = 0, stories - 1 do
   local entry = string.char(#id) .. id
   for j = 1, bands do
     local key, field = KEYS[2 + s * bands + j], ARGV[base + 1 + j]
-    local refs = (redis.call('HGET', key, field) or '') .. entry
-    local count, pos = 0, 1
-    while pos <= #refs do count = count + 1; pos = pos + 1 + string.byte(refs, pos) end
-    while count > capacity do
-      refs = string.sub(refs, 2 + string.byte(refs, 1))
-      count = count - 1
+    if redis.call('HSETNX', key, field, entry) == 0 then  -- a band value met before
+      local refs = redis.call('HGET', key, field) .. entry
+      local count, pos = 0, 1
+      while pos <= #refs do count = count + 1; pos = pos + 1 + string.byte(refs, pos) end
+      while count > capacity do
+        refs = string.sub(refs, 2 + string.byte(refs, 1))
+        count = count - 1
+      end
+      redis.call('HSET', key, field, refs)
     end
-    redis.call('HSET', key, field, refs)
     if not expiring[key] then
       if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
       expiring[key] = true
@@ -215,11 +220,22 @@ class RedisStoryIndex(StoryIndex):
         self._lookup = client.register_script(_LOOKUP)
         self._create = client.register_script(_CREATE)
         self._create_many = client.register_script(_CREATE_MANY)
+        self._cached_live: list[int] = []
+        self._cached_band_keys: dict[int, list[str]] = {}
 
     def _lookup_call(self, bands: Sequence[bytes], live: list[int]) -> tuple[list[str], list[Any]]:
         layout = self._layout
         keys = [layout.index_version()] + [layout.index_signatures(b) for b in live]
-        keys += layout.index_band_keys(live, bands)
+        if live != self._cached_live:  # band keys by shard, for these live buckets
+            self._cached_live, self._cached_band_keys = list(live), {}
+        cached = self._cached_band_keys
+        shards = layout.shards
+        for band in bands:
+            shard = int.from_bytes(band[-3:], "big") % shards
+            per_bucket = cached.get(shard)
+            if per_bucket is None:
+                per_bucket = cached[shard] = layout.index_band_keys(live, [band])
+            keys += per_bucket
         return keys, [len(live), *bands]
 
     @staticmethod

@@ -143,10 +143,22 @@ class RedisRecords(RecordStore):
         self._claim = client.register_script(_CLAIM)
         self._swap = client.register_script(_SWAP)
         self._get = client.register_script(_GET)
+        self._cached_bucket: int | None = None
+        self._cached_keys: dict[int, list[str]] = {}
 
     def _keys(self, name: bytes, now: float) -> list[str]:
+        """The shard's live bucket keys (cached for the current bucket: a batch names the same
+        few thousand keys many times; the lists are not to be changed)."""
         shard = self._layout.shard(name)
-        return [self._layout.records(self._namespace, shard, b) for b in self._buckets.live(now)]
+        current = self._buckets.current(now)
+        if current != self._cached_bucket:
+            self._cached_bucket, self._cached_keys = current, {}
+        keys = self._cached_keys.get(shard)
+        if keys is None:
+            layout, namespace = self._layout, self._namespace
+            keys = [layout.records(namespace, shard, b) for b in self._buckets.live(now)]
+            self._cached_keys[shard] = keys
+        return keys
 
     def claim(self, name: bytes, value: bytes) -> tuple[bool, bytes]:
         now = self._clock.now().timestamp()
