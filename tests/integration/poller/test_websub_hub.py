@@ -1,21 +1,17 @@
-"""WebSub end to end over loopback HTTP: a small hub written here (it serves the feed, accepts a
-subscription, verifies it against the poller's callback with a challenge, then pushes signed
-and forged documents) and the poller with its real fetcher, hub client and callback server.
+"""WebSub end to end over loopback HTTP: the small test hub of ``tests.websubhub`` (it serves
+the feed, accepts a subscription, verifies it against the poller's callback with a challenge,
+then pushes signed and forged documents) and the poller with its real fetcher, hub client and
+callback server.
 
 The pushed entry reaches the producer (the in-memory one, and the real broker) before the hub's
 POST is answered, with no poll in between; the forged push is acknowledged and dropped."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+from dataclasses import dataclass
 
 import httpx
 import orjson
@@ -31,6 +27,7 @@ from dmzwatch.poller.service import PollerSource
 from dmzwatch.poller.ssrf import AddressPolicy
 from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
 from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
+from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.clock import SystemClock
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.kafka import TopicSpec, create_topics
@@ -38,131 +35,15 @@ from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.runner import ProducerPort
 from dmzwatch.shared.settings import CommonSettings
 from tests.fakes import FakeProducer
+from tests.websubhub import Hub, feed_body, serving_hub, wait_for
 
 LOOPBACK = AddressPolicy.from_entries(["127.0.0.1"])
 
 
-def feed_body(base: str, *numbers: int) -> bytes:
-    items = "".join(
-        f"<item><title>Pushed story {n}</title><link>https://news.example/{n}</link>"
-        f"<guid>https://news.example/{n}</guid><description>Body {n}</description></item>"
-        for n in numbers
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>Hubbed</title>'
-        f'<atom:link rel="hub" href="{base}/hub"/>'
-        f'<atom:link rel="self" type="application/rss+xml" href="{base}/feed.xml"/>'
-        f"{items}</channel></rss>"
-    ).encode()
-
-
-@dataclass
-class Subscriber:
-    callback: str
-    topic: str
-    secret: str
-    lease: str
-    verified: bool = False
-
-
-@dataclass
-class Hub:
-    """State of the test hub; the HTTP side is :class:`HubHandler`."""
-
-    base: str = ""
-    feed: bytes = b""
-    fetches: int = 0
-    subscribers: list[Subscriber] = field(default_factory=list)
-    verified: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def verify(self, sub: Subscriber) -> None:
-        """The hub's verification of intent: GET the callback with a challenge."""
-        challenge = secrets.token_hex(8)
-        params = {
-            "hub.mode": "subscribe",
-            "hub.topic": sub.topic,
-            "hub.challenge": challenge,
-            "hub.lease_seconds": sub.lease,
-        }
-        answer = httpx.get(sub.callback, params=params, timeout=10)
-        if answer.status_code == 200 and answer.text == challenge:
-            sub.verified = True
-            self.verified.set()
-
-    def push(self, body: bytes, *, forge: bool = False) -> httpx.Response:
-        """Content distribution to the (single) verified subscriber."""
-        sub = next(s for s in self.subscribers if s.verified)
-        key = b"not-the-secret" if forge else sub.secret.encode()
-        signature = "sha256=" + hmac.new(key, body, "sha256").hexdigest()
-        headers = {
-            "Content-Type": "application/rss+xml",
-            "X-Hub-Signature": signature,
-            "Link": f'<{self.base}/hub>; rel="hub", <{sub.topic}>; rel="self"',
-        }
-        return httpx.post(sub.callback, content=body, headers=headers, timeout=10)
-
-
-class HubServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), HubHandler)
-        self.hub = Hub(base=f"http://127.0.0.1:{self.server_address[1]}")
-        self.hub.feed = feed_body(self.hub.base, 1, 2)
-
-
-class HubHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: HubServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        hub = self.server.hub
-        with hub.lock:
-            hub.fetches += 1
-        self._reply(200, hub.feed, "application/rss+xml")
-
-    def do_POST(self) -> None:
-        hub = self.server.hub
-        length = int(self.headers.get("Content-Length", "0"))
-        form = dict(parse_qsl(self.rfile.read(length).decode()))
-        if self.path != "/hub" or form.get("hub.mode") != "subscribe":
-            self._reply(400, b"bad request", "text/plain")
-            return
-        sub = Subscriber(
-            form["hub.callback"], form["hub.topic"], form["hub.secret"], form["hub.lease_seconds"]
-        )
-        hub.subscribers.append(sub)
-        self._reply(202, b"", "text/plain")
-        # Verified asynchronously, after the request was answered, as most hubs do.
-        threading.Thread(target=hub.verify, args=(sub,), daemon=True).start()
-
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def hub() -> Iterator[Hub]:
-    server = HubServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.hub
-    server.shutdown()
-    server.server_close()
+    with serving_hub() as hub:
+        yield hub
 
 
 @dataclass
@@ -226,10 +107,11 @@ def subscribe_and_push(hub: Hub, poller: Poller) -> httpx.Response:
     sub = hub.subscribers[0]
     assert sub.topic == f"{hub.base}/feed.xml" and sub.lease == "600"
     assert sub.callback.startswith("http://127.0.0.1:") and len(sub.secret) >= 32
-    deadline = time.monotonic() + 10
-    while poller.sample("dmzwatch_poller_websub_subscriptions", state="active") != 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(
+        lambda: poller.sample("dmzwatch_poller_websub_subscriptions", state="active") == 1,
+        "the subscription never became active",
+        10,
+    )
     assert hub.fetches == 1
     hub.feed = feed_body(hub.base, 3, 1, 2)
     return hub.push(hub.feed)

@@ -7,17 +7,11 @@ subscription store's contract (keys, expiry, atomic updates) is checked on the s
 
 from __future__ import annotations
 
-import hmac
-import secrets
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
-import httpx
 import orjson
 import pytest
 import redis
@@ -33,108 +27,21 @@ from dmzwatch.poller.ssrf import AddressPolicy
 from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
 from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
 from dmzwatch.poller.websub_store import RedisSubscriptionStore, Subscription
+from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.clock import SystemClock
 from dmzwatch.shared.errors import RetryableError
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.metrics import StageMetrics
 from tests.fakes import FakeProducer
+from tests.websubhub import Hub, feed_body, serving_hub, wait_for
 
 LOOPBACK = AddressPolicy.from_entries(["127.0.0.1"])
 
 
-def feed_body(base: str, *numbers: int) -> bytes:
-    items = "".join(
-        f"<item><title>Story {n}</title><link>https://news.example/{n}</link>"
-        f"<guid>https://news.example/{n}</guid></item>"
-        for n in numbers
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel><title>Hub</title>'
-        f'<atom:link rel="hub" href="{base}/hub"/>'
-        f'<atom:link rel="self" type="application/rss+xml" href="{base}/feed.xml"/>'
-        f"{items}</channel></rss>"
-    ).encode()
-
-
-@dataclass
-class Hub:
-    """A hub that serves the feed, records subscribe requests, verifies and pushes."""
-
-    base: str = ""
-    feed: bytes = b""
-    fetches: int = 0
-    requests: list[dict[str, str]] = field(default_factory=list)
-    verified: threading.Event = field(default_factory=threading.Event)
-    verifications: list[int] = field(default_factory=list)
-
-    def verify(self, form: dict[str, str]) -> None:
-        challenge = secrets.token_hex(8)
-        params = {
-            "hub.mode": "subscribe",
-            "hub.topic": form["hub.topic"],
-            "hub.challenge": challenge,
-            "hub.lease_seconds": form["hub.lease_seconds"],
-        }
-        answer = httpx.get(form["hub.callback"], params=params, timeout=10)
-        self.verifications.append(answer.status_code)
-        if answer.status_code == 200 and answer.text == challenge:
-            self.verified.set()
-
-    def push(self, body: bytes) -> httpx.Response:
-        form = self.requests[0]
-        signature = "sha256=" + hmac.new(form["hub.secret"].encode(), body, "sha256").hexdigest()
-        headers = {"Content-Type": "application/rss+xml", "X-Hub-Signature": signature}
-        return httpx.post(form["hub.callback"], content=body, headers=headers, timeout=10)
-
-
-class HubServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), HubHandler)
-        self.hub = Hub(base=f"http://127.0.0.1:{self.server_address[1]}")
-        self.hub.feed = feed_body(self.hub.base, 1, 2)
-
-
-class HubHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: HubServer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.hub.fetches += 1
-        self._reply(200, self.server.hub.feed)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        form = dict(parse_qsl(self.rfile.read(length).decode()))
-        self.server.hub.requests.append(form)
-        self._reply(202, b"")
-        threading.Thread(target=self.server.hub.verify, args=(form,), daemon=True).start()
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def hub() -> Iterator[Hub]:
-    server = HubServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.hub
-    server.shutdown()
-    server.server_close()
+    with serving_hub() as hub:
+        yield hub
 
 
 @dataclass
@@ -151,13 +58,6 @@ class Replica:
 
     def titles(self) -> list[str]:
         return [orjson.loads(v or b"")["title"] for v in self.producer.on("raw")]
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def test_a_replica_that_did_not_subscribe_verifies_and_publishes_a_push(
@@ -222,16 +122,16 @@ def test_a_replica_that_did_not_subscribe_verifies_and_publishes_a_push(
             "replica B never saw its subscription active",
         )
         assert a.sample("dmzwatch_poller_websub_subscriptions", state="active") == 0
-        assert b.titles() == ["Story 1", "Story 2"] and a.titles() == []
+        assert b.titles() == ["Pushed story 1", "Pushed story 2"] and a.titles() == []
 
         hub.feed = feed_body(hub.base, 3, 1, 2)
         answer = hub.push(hub.feed)
         assert answer.status_code == 200
         assert a.sample("dmzwatch_poller_websub_pushes_total", outcome="ok") == 1
         published = a.titles() + b.titles()
-        assert published.count("Story 3") == 1 and "Story 3" in a.titles()
+        assert published.count("Pushed story 3") == 1 and "Pushed story 3" in a.titles()
         # A had not sent the feed before: it republishes the entries B sent (dedup drops them).
-        assert sorted(a.titles()) == ["Story 1", "Story 2", "Story 3"]
+        assert sorted(a.titles()) == ["Pushed story 1", "Pushed story 2", "Pushed story 3"]
         # One poll (by B), one subscription (by B), nothing subscribed by A.
         time.sleep(0.3)
         assert hub.fetches == 1 and len(hub.requests) == 1
