@@ -1,8 +1,10 @@
-"""A small WebSub hub on loopback for the poller's WebSub tests.
+"""A small WebSub hub on loopback for the poller's WebSub tests, and a poller wired to it.
 
-It serves one feed (``/feed.xml``, counting fetches), accepts subscribe requests on ``/hub``
-(answered 202, then verified asynchronously, as most hubs do: a GET of the callback with a
-challenge) and pushes signed, or forged, documents to the verified subscriber.
+The hub serves one feed (``/feed.xml``, counting fetches), accepts subscribe requests on
+``/hub`` (answered 202, then verified asynchronously, as most hubs do: a GET of the callback
+with a challenge) and pushes signed, or forged, documents to the verified subscriber.
+:func:`start_hubbed_poller` runs the poller's real fetcher, hub client and callback server on
+that feed, in a thread.
 """
 
 from __future__ import annotations
@@ -18,6 +20,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
 import httpx
+from prometheus_client import CollectorRegistry
+
+from dmzwatch.poller.feeds import FeedConfig
+from dmzwatch.poller.fetch import HttpFeedFetcher
+from dmzwatch.poller.leases import FeedOwnership
+from dmzwatch.poller.metrics import PollerMetrics, WebSubMetrics
+from dmzwatch.poller.schedule import Schedule
+from dmzwatch.poller.service import PollerSource
+from dmzwatch.poller.ssrf import AddressPolicy
+from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
+from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
+from dmzwatch.poller.websub_store import SubscriptionStore
+from dmzwatch.shared.clock import SystemClock
+from dmzwatch.shared.health import Health
+from dmzwatch.shared.metrics import StageMetrics
+from dmzwatch.shared.runner import ProducerPort
+
+LOOPBACK = AddressPolicy.from_entries(["127.0.0.1"])
+FEED_ID = "hubbed"
 
 
 def feed_body(base: str, *numbers: int) -> bytes:
@@ -152,3 +173,73 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> N
     while not condition():
         assert time.monotonic() < deadline, what
         time.sleep(0.01)
+
+
+@dataclass
+class HubbedPoller:
+    """A running poller of the hub's feed (see :func:`start_hubbed_poller`)."""
+
+    source: PollerSource
+    endpoint: WebSubEndpoint
+    producer: ProducerPort
+    registry: CollectorRegistry
+    thread: threading.Thread
+    ownership: FeedOwnership | None = None
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    def stop(self) -> None:
+        self.source.stop()
+        self.thread.join(timeout=10)
+        self.endpoint.stop()
+
+
+def start_hubbed_poller(
+    hub: Hub,
+    producer: ProducerPort,
+    topic: str,
+    port: int,
+    *,
+    callback_base: str | None = None,
+    store: SubscriptionStore | None = None,
+    replica_id: str = "local",
+    ownership: FeedOwnership | None = None,
+) -> HubbedPoller:
+    """Poll the hub's feed (``FEED_ID``, every 300 s) into ``topic``, WebSub callbacks on
+    ``port``; ``callback_base`` (default: this port) is the URL the hub is given. With
+    replicas, ``store``, ``replica_id`` and ``ownership`` are the shared subscriptions and
+    this replica's name and feed leases."""
+    clock = SystemClock()
+    registry = CollectorRegistry()
+    feed = FeedConfig(id=FEED_ID, url=f"{hub.base}/feed.xml", interval_seconds=300)
+    subscriber = WebSubSubscriber(
+        callback_base=callback_base or f"http://127.0.0.1:{port}/websub",
+        hub_client=HttpHubClient(timeout_seconds=5, address_policy=LOOPBACK),
+        metrics=WebSubMetrics(registry),
+        clock=clock,
+        policy=WebSubPolicy(lease_seconds=600),
+        store=store,
+        replica_id=replica_id,
+        held=ownership.held if ownership is not None else None,
+    )
+    endpoint = WebSubEndpoint(
+        subscriber, CallbackServer(subscriber, "127.0.0.1", port), tick_seconds=0.05
+    )
+    source = PollerSource(
+        feeds=[feed],
+        fetcher=HttpFeedFetcher(timeout_seconds=5, address_policy=LOOPBACK),
+        producer=producer,
+        topic=topic,
+        schedule=Schedule((feed,)),
+        metrics=PollerMetrics(registry),
+        stage_metrics=StageMetrics("poller", registry),
+        health=Health(clock),
+        clock=clock,
+        ownership=ownership,
+        subscriptions=subscriber,
+    )
+    endpoint.start(source)
+    thread = threading.Thread(target=source.run, daemon=True)
+    thread.start()
+    return HubbedPoller(source, endpoint, producer, registry, thread, ownership)

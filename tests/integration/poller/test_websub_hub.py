@@ -8,36 +8,21 @@ POST is answered, with no poll in between; the forged push is acknowledged and d
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import httpx
 import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from prometheus_client import CollectorRegistry
 
-from dmzwatch.poller.feeds import FeedConfig
-from dmzwatch.poller.fetch import HttpFeedFetcher
-from dmzwatch.poller.metrics import PollerMetrics, WebSubMetrics
-from dmzwatch.poller.schedule import Schedule
-from dmzwatch.poller.service import PollerSource
-from dmzwatch.poller.ssrf import AddressPolicy
-from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
-from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
 from dmzwatch.shared.broker import free_port
-from dmzwatch.shared.clock import SystemClock
-from dmzwatch.shared.health import Health
 from dmzwatch.shared.kafka import TopicSpec, create_topics
-from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.runner import ProducerPort
 from dmzwatch.shared.settings import CommonSettings
 from tests.fakes import FakeProducer
-from tests.websubhub import Hub, feed_body, serving_hub, wait_for
-
-LOOPBACK = AddressPolicy.from_entries(["127.0.0.1"])
+from tests.websubhub import Hub, feed_body, serving_hub, start_hubbed_poller, wait_for
+from tests.websubhub import HubbedPoller as Poller
 
 
 @pytest.fixture
@@ -46,59 +31,17 @@ def hub() -> Iterator[Hub]:
         yield hub
 
 
-@dataclass
-class Poller:
-    source: PollerSource
-    endpoint: WebSubEndpoint
-    registry: CollectorRegistry
-    thread: threading.Thread
-
-    def sample(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
-
-
 @pytest.fixture
 def start_poller(hub: Hub) -> Iterator[Callable[[ProducerPort, str], Poller]]:
     started: list[Poller] = []
 
     def start(producer: ProducerPort, topic: str) -> Poller:
-        clock = SystemClock()
-        registry = CollectorRegistry()
-        feed = FeedConfig(id="hubbed", url=f"{hub.base}/feed.xml", interval_seconds=300)
-        port = free_port()
-        subscriber = WebSubSubscriber(
-            callback_base=f"http://127.0.0.1:{port}/websub",
-            hub_client=HttpHubClient(timeout_seconds=5, address_policy=LOOPBACK),
-            metrics=WebSubMetrics(registry),
-            clock=clock,
-            policy=WebSubPolicy(lease_seconds=600),
-        )
-        server = CallbackServer(subscriber, "127.0.0.1", port)
-        endpoint = WebSubEndpoint(subscriber, server, tick_seconds=0.05)
-        source = PollerSource(
-            feeds=[feed],
-            fetcher=HttpFeedFetcher(timeout_seconds=5, address_policy=LOOPBACK),
-            producer=producer,
-            topic=topic,
-            schedule=Schedule((feed,)),
-            metrics=PollerMetrics(registry),
-            stage_metrics=StageMetrics("poller", registry),
-            health=Health(clock),
-            clock=clock,
-            subscriptions=subscriber,
-        )
-        endpoint.start(source)
-        thread = threading.Thread(target=source.run, daemon=True)
-        thread.start()
-        poller = Poller(source, endpoint, registry, thread)
-        started.append(poller)
-        return poller
+        started.append(start_hubbed_poller(hub, producer, topic, free_port()))
+        return started[-1]
 
     yield start
     for poller in started:
-        poller.source.stop()
-        poller.thread.join(timeout=10)
-        poller.endpoint.stop()
+        poller.stop()
 
 
 def subscribe_and_push(hub: Hub, poller: Poller) -> httpx.Response:

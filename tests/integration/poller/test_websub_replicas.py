@@ -10,30 +10,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import orjson
 import pytest
 import redis
-from prometheus_client import CollectorRegistry
 
-from dmzwatch.poller.feeds import FeedConfig
-from dmzwatch.poller.fetch import HttpFeedFetcher
 from dmzwatch.poller.leases import FeedOwnership, RedisFeedLeases
-from dmzwatch.poller.metrics import PollerMetrics, WebSubMetrics
-from dmzwatch.poller.schedule import Schedule
-from dmzwatch.poller.service import PollerSource
 from dmzwatch.poller.ssrf import AddressPolicy
-from dmzwatch.poller.websub import WebSubPolicy, WebSubSubscriber
-from dmzwatch.poller.websub_http import CallbackServer, HttpHubClient, WebSubEndpoint
 from dmzwatch.poller.websub_store import RedisSubscriptionStore, Subscription
 from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.clock import SystemClock
 from dmzwatch.shared.errors import RetryableError
-from dmzwatch.shared.health import Health
-from dmzwatch.shared.metrics import StageMetrics
 from tests.fakes import FakeProducer
-from tests.websubhub import Hub, feed_body, serving_hub, wait_for
+from tests.websubhub import (
+    Hub,
+    HubbedPoller,
+    feed_body,
+    serving_hub,
+    start_hubbed_poller,
+    wait_for,
+)
 
 LOOPBACK = AddressPolicy.from_entries(["127.0.0.1"])
 
@@ -44,67 +41,33 @@ def hub() -> Iterator[Hub]:
         yield hub
 
 
-@dataclass
-class Replica:
-    source: PollerSource
-    endpoint: WebSubEndpoint
-    producer: FakeProducer
-    registry: CollectorRegistry
-    ownership: FeedOwnership
-    thread: threading.Thread
-
-    def sample(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
-
-    def titles(self) -> list[str]:
-        return [orjson.loads(v or b"")["title"] for v in self.producer.on("raw")]
+def titles(replica: HubbedPoller) -> list[str]:
+    assert isinstance(replica.producer, FakeProducer)
+    return [orjson.loads(v or b"")["title"] for v in replica.producer.on("raw")]
 
 
 def test_a_replica_that_did_not_subscribe_verifies_and_publishes_a_push(
     hub: Hub, redis_client: redis.Redis, key_prefix: str
 ) -> None:
-    feed = FeedConfig(id="hubbed", url=f"{hub.base}/feed.xml", interval_seconds=300)
     a_port = free_port()
     public = f"http://127.0.0.1:{a_port}/websub"  # the Service's URL: it reaches replica A
     store = RedisSubscriptionStore(redis_client, key_prefix)
-    started: list[Replica] = []
+    started: list[HubbedPoller] = []
 
-    def start(name: str, port: int) -> Replica:
-        clock = SystemClock()
-        registry = CollectorRegistry()
-        leases = RedisFeedLeases(redis_client, key_prefix, name)
-        ownership = FeedOwnership(leases, clock, grace_seconds=0.2)
-        subscriber = WebSubSubscriber(
+    def start(name: str, port: int) -> HubbedPoller:
+        ownership = FeedOwnership(
+            RedisFeedLeases(redis_client, key_prefix, name), SystemClock(), grace_seconds=0.2
+        )
+        replica = start_hubbed_poller(
+            hub,
+            FakeProducer(),
+            "raw",
+            port,
             callback_base=public,
-            hub_client=HttpHubClient(timeout_seconds=5, address_policy=LOOPBACK),
-            metrics=WebSubMetrics(registry),
-            clock=clock,
-            policy=WebSubPolicy(lease_seconds=600),
             store=store,
             replica_id=name,
-            held=ownership.held,
-        )
-        endpoint = WebSubEndpoint(
-            subscriber, CallbackServer(subscriber, "127.0.0.1", port), tick_seconds=0.05
-        )
-        producer = FakeProducer()
-        source = PollerSource(
-            feeds=[feed],
-            fetcher=HttpFeedFetcher(timeout_seconds=5, address_policy=LOOPBACK),
-            producer=producer,
-            topic="raw",
-            schedule=Schedule((feed,)),
-            metrics=PollerMetrics(registry),
-            stage_metrics=StageMetrics("poller", registry),
-            health=Health(clock),
-            clock=clock,
             ownership=ownership,
-            subscriptions=subscriber,
         )
-        endpoint.start(source)
-        thread = threading.Thread(target=source.run, daemon=True)
-        thread.start()
-        replica = Replica(source, endpoint, producer, registry, ownership, thread)
         started.append(replica)
         return replica
 
@@ -122,16 +85,16 @@ def test_a_replica_that_did_not_subscribe_verifies_and_publishes_a_push(
             "replica B never saw its subscription active",
         )
         assert a.sample("dmzwatch_poller_websub_subscriptions", state="active") == 0
-        assert b.titles() == ["Pushed story 1", "Pushed story 2"] and a.titles() == []
+        assert titles(b) == ["Pushed story 1", "Pushed story 2"] and titles(a) == []
 
         hub.feed = feed_body(hub.base, 3, 1, 2)
         answer = hub.push(hub.feed)
         assert answer.status_code == 200
         assert a.sample("dmzwatch_poller_websub_pushes_total", outcome="ok") == 1
-        published = a.titles() + b.titles()
-        assert published.count("Pushed story 3") == 1 and "Pushed story 3" in a.titles()
+        published = titles(a) + titles(b)
+        assert published.count("Pushed story 3") == 1 and "Pushed story 3" in titles(a)
         # A had not sent the feed before: it republishes the entries B sent (dedup drops them).
-        assert sorted(a.titles()) == ["Pushed story 1", "Pushed story 2", "Pushed story 3"]
+        assert sorted(titles(a)) == ["Pushed story 1", "Pushed story 2", "Pushed story 3"]
         # One poll (by B), one subscription (by B), nothing subscribed by A.
         time.sleep(0.3)
         assert hub.fetches == 1 and len(hub.requests) == 1
@@ -140,9 +103,7 @@ def test_a_replica_that_did_not_subscribe_verifies_and_publishes_a_push(
         assert hub.requests[0]["hub.callback"] == f"{public}/{sub.callback_id}"
     finally:
         for replica in started:
-            replica.source.stop()
-            replica.thread.join(timeout=10)
-            replica.endpoint.stop()
+            replica.stop()
 
 
 def test_store_keys_share_one_cluster_slot_and_expire(
