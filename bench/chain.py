@@ -20,9 +20,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
-from bench.stack import BenchStack, Service, produce_all, read_topic, wait_until
+from bench.stack import BenchStack, Service, assign_from_start, produce_all, read_topic, wait_until
 
 Chain = Literal["services", "relay"]
 
@@ -45,14 +45,11 @@ class ChainResult:
 def _first_timestamp(bootstrap_servers: str, topic: str, partitions: int) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        waiting = {tp for tp in tps if ends[tp] > 0}
+        ends = assign_from_start(consumer, topic, partitions)
+        waiting = {tp for tp, end in ends.items() if end > 0}
         first: list[int] = []
         while waiting:
-            for tp, records in consumer.poll(timeout_ms=500, max_records=len(tps)).items():
+            for tp, records in consumer.poll(timeout_ms=500, max_records=len(ends)).items():
                 if tp in waiting and records:
                     first.append(records[0].timestamp)
                     waiting.discard(tp)

@@ -25,7 +25,7 @@ from types import TracebackType
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from dmzwatch.shared.broker import TansuBroker, free_port
+from dmzwatch.shared.broker import TansuBroker, free_port, stop_process
 from dmzwatch.shared.kafka import TopicSpec, create_topics
 from dmzwatch.shared.settings import CommonSettings
 from dmzwatch.shared.topics import DEFAULT_PARTITIONS, TopicCatalogue
@@ -178,13 +178,7 @@ class BenchStack:
         self._sampler.start()
 
     def stop_service(self, service: Service, timeout: float = 20.0) -> None:
-        if service.alive():
-            service.process.terminate()
-            try:
-                service.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait(timeout)
+        stop_process(service.process, timeout)
 
     def close(self) -> None:
         self._sampling.set()
@@ -241,6 +235,17 @@ class Record:
     partition: int
 
 
+def assign_from_start(
+    consumer: KafkaConsumer, topic: str, partitions: int
+) -> dict[TopicPartition, int]:
+    """Assign ``consumer`` every partition of ``topic`` from its start; their end offsets."""
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    ends: dict[TopicPartition, int] = consumer.end_offsets(tps)
+    return ends
+
+
 def read_topic(bootstrap_servers: str, topic: str, partitions: int) -> Iterator[Record]:
     """Every record of ``topic`` from the start to the current end (no consumer group)."""
     consumer = KafkaConsumer(
@@ -250,11 +255,8 @@ def read_topic(bootstrap_servers: str, topic: str, partitions: int) -> Iterator[
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
+        ends = assign_from_start(consumer, topic, partitions)
+        remaining = {tp for tp, end in ends.items() if end > 0}
         while remaining:
             for tp, records in consumer.poll(timeout_ms=500, max_records=5000).items():
                 for r in records:

@@ -29,7 +29,7 @@ from chaos.feeds import GrowingFeeds
 from chaos.proxy import FaultProxy
 from chaos.receivers import AlertReceiver
 from chaos.redisserver import RedisServer
-from dmzwatch.shared.broker import free_port, tansu_binary, wait_for_port
+from dmzwatch.shared.broker import TansuBroker, free_port, stop_process
 from dmzwatch.shared.kafka import create_topics, load_topic_specs
 from dmzwatch.shared.settings import CommonSettings
 from dmzwatch.shared.topics import TopicCatalogue
@@ -37,47 +37,6 @@ from dmzwatch.shared.topics import TopicCatalogue
 REPO = Path(__file__).resolve().parent.parent
 STAGES = ("poller", "dedup", "classifier", "notifier")
 POLL_SECONDS = 2
-
-
-class Tansu:
-    """Tansu on a free port, advertising ``advertised`` (the proxy in front of it)."""
-
-    def __init__(self, advertised: str, log: Path) -> None:
-        self.port = free_port()
-        self._advertised = advertised
-        self._log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - the bundled binary, our own arguments
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                f"tcp://127.0.0.1:{self.port}",
-                "--advertised-listener-url",
-                f"tcp://{self._advertised}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=open(self._log, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port("127.0.0.1", self.port, 15)
-
-    def signal(self, sig: int) -> None:
-        if self.process is not None:
-            self.process.send_signal(sig)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 @dataclass
@@ -212,7 +171,7 @@ class Cluster:
         self.redis = RedisServer(work, log=work / "redis.log")
         self.redis_proxy: FaultProxy | None = None
         self.broker_proxy: FaultProxy | None = None
-        self.tansu: Tansu | None = None
+        self.tansu: TansuBroker | None = None
         self.feeds = GrowingFeeds(period=feed_period)
         self.receivers = (
             AlertReceiver("chaos-slack", "slack"),
@@ -229,7 +188,9 @@ class Cluster:
         self.redis.start()
         self.redis_proxy = FaultProxy("127.0.0.1", self.redis.port)
         self.broker_proxy = FaultProxy("127.0.0.1", free_port())  # target set once Tansu runs
-        self.tansu = Tansu(self.broker_proxy.address, self.work / "tansu.log")
+        self.tansu = TansuBroker(
+            log_path=self.work / "tansu.log", advertised=self.broker_proxy.address
+        )
         self.broker_proxy.target = ("127.0.0.1", self.tansu.port)
         self.tansu.start()
         settings = CommonSettings(
@@ -252,11 +213,7 @@ class Cluster:
                     service.process.send_signal(signal.SIGTERM)
         for services in self.services.values():
             for service in services:
-                try:
-                    service.process.wait(20)
-                except subprocess.TimeoutExpired:
-                    service.process.kill()
-                    service.process.wait(5)
+                stop_process(service.process, 20)
         if self.reader is not None:
             self.reader.stop()
         if self.tansu is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from dmzwatch.shared.broker import free_port
+from dmzwatch.shared.broker import free_port, stop_process
 
 
 def redis_server_binary() -> str | None:
@@ -91,11 +91,5 @@ class RedisServer:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            stop_process(self.process, 10)

@@ -20,7 +20,7 @@ import structlog
 from pydantic import Field
 
 from dmzwatch.feedserver import FeedServer
-from dmzwatch.shared.broker import TansuBroker, port_is_free
+from dmzwatch.shared.broker import TansuBroker, port_is_free, stop_process
 from dmzwatch.shared.kafka import create_topics, load_topic_specs
 from dmzwatch.shared.settings import CommonSettings
 from dmzwatch.shared.topics import TopicCatalogue
@@ -197,14 +197,8 @@ class LocalStack:
         process = self.processes.get(name)
         if process is None:
             return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("service_killed", service=name, pid=process.pid)
-                process.kill()
-                process.wait(timeout)
+        if stop_process(process, timeout):
+            log.warning("service_killed", service=name, pid=process.pid)
         return process.returncode
 
     def stop(self) -> None:

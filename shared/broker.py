@@ -7,6 +7,7 @@ process that started it. Production and docker-compose use Apache Kafka instead.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -58,15 +59,42 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
             time.sleep(0.05)
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """SIGTERM ``process`` and wait; SIGKILL it after ``timeout``. True if it had to be killed.
+
+    A stopped (SIGSTOP) process is resumed first, so that it can exit at once.
+    """
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGCONT)
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+        return True
+    return False
+
+
 class TansuBroker:
-    """A Tansu broker process on ``127.0.0.1:<port>``; use as a context manager or start/stop."""
+    """A Tansu broker process on ``127.0.0.1:<port>``; use as a context manager or start/stop.
+
+    ``advertised`` (``host:port``) is the address it tells clients to use instead of its own,
+    e.g. a proxy in front of it.
+    """
 
     def __init__(
-        self, port: int | None = None, log_path: Path | None = None, host: str = "127.0.0.1"
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        host: str = "127.0.0.1",
+        advertised: str | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self._log_path = log_path
+        self._advertised = advertised
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,7 +116,7 @@ class TansuBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    f"tcp://{self._advertised}" if self._advertised else url,
                     "--storage-engine",
                     "memory://tansu/",
                 ],
@@ -107,15 +135,15 @@ class TansuBroker:
         log.info("broker_started", bootstrap_servers=self.bootstrap_servers, pid=self.pid)
         return self
 
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` (e.g. SIGSTOP / SIGCONT to pause and resume it) if it runs."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(sig)
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._process is None or self._process.poll() is not None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout)
+        stop_process(self._process, timeout)
         log.info("broker_stopped", bootstrap_servers=self.bootstrap_servers)
 
     def __enter__(self) -> TansuBroker:

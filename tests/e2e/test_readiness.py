@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from chaos.cluster import Redis, Tansu
 from chaos.proxy import FaultProxy
-from dmzwatch.shared.broker import free_port
+from chaos.redisserver import RedisServer
+from dmzwatch.shared.broker import TansuBroker, free_port
 from dmzwatch.shared.kafka import create_topics, load_topic_specs
 from dmzwatch.shared.messages import encode
 from dmzwatch.shared.settings import CommonSettings
@@ -40,7 +40,7 @@ class Stage:
     port: int
     log: Path
     broker: FaultProxy
-    redis: Redis
+    redis: RedisServer
     topics: TopicCatalogue
 
     def readyz(self) -> tuple[int, dict[str, object]]:
@@ -109,10 +109,10 @@ class Stage:
 
 @pytest.fixture
 def dedup(tmp_path: Path) -> Iterator[Stage]:
-    redis = Redis(tmp_path)
+    redis = RedisServer(tmp_path, log=tmp_path / "redis.log")
     redis.start()
     broker_proxy = FaultProxy("127.0.0.1", free_port())
-    tansu = Tansu(broker_proxy.address, tmp_path / "tansu.log")
+    tansu = TansuBroker(log_path=tmp_path / "tansu.log", advertised=broker_proxy.address)
     broker_proxy.target = ("127.0.0.1", tansu.port)
     tansu.start()
     prefix = f"ready-{uuid.uuid4().hex[:6]}"
