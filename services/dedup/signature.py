@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from itertools import filterfalse, islice
 
 import numpy as np
 
@@ -43,17 +44,40 @@ _STOP_TEXT = (
 STOP_WORDS = frozenset(_STOP_TEXT.split())
 
 
-def shingles(title: str, text: str) -> list[bytes]:
-    """The shingles of ``title`` and the lead of ``text`` (empty when neither has a word)."""
+LEAD_CHARS = 1024  # the lead is first looked for in this much of the text (then 4x more)
+
+
+def _lead(text: str) -> list[str]:
+    """The first ``LEAD_WORDS`` words of ``text`` that are not stop words.
+
+    Only a prefix of the text is normalised while that is enough: NFKC, case folding and word
+    splitting act within a few characters, so every word of a normalised prefix but the last
+    two (the cut may split one) is a word of the normalised text, at the same place."""
+    size = LEAD_CHARS
+    while size < len(text):
+        words = normalised_text(text[:size]).split()[:-2]
+        lead = list(islice(filterfalse(STOP_WORDS.__contains__, words), LEAD_WORDS))
+        if len(lead) == LEAD_WORDS:
+            return lead
+        size *= 4
+    return list(
+        islice(filterfalse(STOP_WORDS.__contains__, normalised_text(text).split()), LEAD_WORDS)
+    )
+
+
+def _shingle_set(title: str, text: str) -> set[str]:
     title_words = [w for w in normalised_text(title).split() if w not in STOP_WORDS]
-    lead = [w for w in normalised_text(text).split() if w not in STOP_WORDS][:LEAD_WORDS]
     out: set[str] = set()
-    for words in (title_words, lead):
+    for words in (title_words, _lead(text)):
         if 0 < len(words) < SHINGLE_WORDS:
             out.add(" ".join(words))
-        for i in range(len(words) - SHINGLE_WORDS + 1):
-            out.add(" ".join(words[i : i + SHINGLE_WORDS]))
-    return sorted(s.encode() for s in out)
+        out.update(map(" ".join, zip(*(words[i:] for i in range(SHINGLE_WORDS)), strict=False)))
+    return out
+
+
+def shingles(title: str, text: str) -> list[bytes]:
+    """The shingles of ``title`` and the lead of ``text`` (empty when neither has a word)."""
+    return sorted(s.encode() for s in _shingle_set(title, text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +130,14 @@ class Signer:
 
     def values(self, items: list[bytes]) -> np.ndarray:
         """The MinHash values (uint32) of non-empty ``items``."""
-        digests = b"".join(hashlib.sha1(item).digest()[:4] for item in items)  # noqa: S324
+        digests = b"".join([hashlib.sha1(item).digest()[:4] for item in items])  # noqa: S324
         hashed = _fmix32(np.frombuffer(digests, dtype="<u4").astype(np.uint32))
         values: np.ndarray = (hashed[:, None] * self._a + self._b).min(axis=0).astype(np.uint32)
         return values
 
     def sign(self, title: str, text: str) -> Signature | None:
         """The signature of the article, or None when it has no words to compare."""
-        items = shingles(title, text)
+        items = [s.encode() for s in _shingle_set(title, text)]  # any order: a minimum each
         if not items:
             return None
         values = self.values(items)
