@@ -5,16 +5,14 @@ import pytest
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.errors import InvalidMessage, RetryableError
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.messages import Article, encode
-from dmzwatch.shared.metrics import StageMetrics
-from dmzwatch.shared.runner import ConsumerDefinition, Context, Handler, Output, Runner
+from dmzwatch.shared.runner import Context, Handler, Output, Runner
 from tests.conftest import make_article
 from tests.fakes import FakeConsumer, FakeProducer
+from tests.unit.shared.runnerparts import DLQ, IN, OUT, build_runner, count
 
-IN, OUT, DLQ = "t.in", "t.out", "t.deadletter"
 TP = TopicPartition(IN, 0)
 
 
@@ -43,27 +41,9 @@ class Echo(Handler[Article]):
 
 @pytest.fixture
 def parts() -> tuple[FakeConsumer, FakeProducer, Echo, Runner[Article], CollectorRegistry, Health]:
-    consumer, producer, handler = FakeConsumer(), FakeProducer(), Echo()
-    registry = CollectorRegistry()
-    clock = ManualClock()
-    health = Health(clock)
-    runner = Runner(
-        ConsumerDefinition("test", (IN,), Article, handler),
-        consumer,
-        producer,
-        deadletter_topic=DLQ,
-        metrics=StageMetrics("test", registry),
-        health=health,
-        clock=clock,
-    )
-    return consumer, producer, handler, runner, registry, health
-
-
-def count(registry: CollectorRegistry, outcome: str) -> float:
-    return (
-        registry.get_sample_value("dmzwatch_messages_total", {"stage": "test", "outcome": outcome})
-        or 0
-    )
+    handler = Echo()
+    built = build_runner(handler)
+    return built.consumer, built.producer, handler, built.runner, built.registry, built.health
 
 
 def test_outputs_are_produced_then_offsets_committed(parts) -> None:

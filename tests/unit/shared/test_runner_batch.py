@@ -7,14 +7,10 @@ import pytest
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.errors import InvalidMessage, RetryableError
-from dmzwatch.shared.health import Health
 from dmzwatch.shared.messages import Article, encode
-from dmzwatch.shared.metrics import StageMetrics
 from dmzwatch.shared.runner import (
     BatchHandler,
-    ConsumerDefinition,
     Context,
     Output,
     Result,
@@ -22,8 +18,8 @@ from dmzwatch.shared.runner import (
 )
 from tests.conftest import make_article
 from tests.fakes import FakeConsumer, FakeProducer
+from tests.unit.shared.runnerparts import DLQ, IN, OUT, build_runner, count
 
-IN, OUT, DLQ = "t.in", "t.out", "t.deadletter"
 P0, P1 = TopicPartition(IN, 0), TopicPartition(IN, 1)
 
 
@@ -67,26 +63,9 @@ class Batched(BatchHandler[Article]):
 
 @pytest.fixture
 def parts() -> tuple[FakeConsumer, FakeProducer, Batched, Runner[Article], CollectorRegistry]:
-    consumer, producer, handler = FakeConsumer(), FakeProducer(), Batched()
-    registry = CollectorRegistry()
-    clock = ManualClock()
-    runner = Runner(
-        ConsumerDefinition("test", (IN,), Article, handler),
-        consumer,
-        producer,
-        deadletter_topic=DLQ,
-        metrics=StageMetrics("test", registry),
-        health=Health(clock),
-        clock=clock,
-    )
-    return consumer, producer, handler, runner, registry
-
-
-def count(registry: CollectorRegistry, outcome: str) -> float:
-    return (
-        registry.get_sample_value("dmzwatch_messages_total", {"stage": "test", "outcome": outcome})
-        or 0
-    )
+    handler = Batched()
+    built = build_runner(handler)
+    return built.consumer, built.producer, handler, built.runner, built.registry
 
 
 def add(consumer: FakeConsumer, title: str, partition: int = 0, n: int = 0) -> None:

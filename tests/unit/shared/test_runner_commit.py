@@ -17,11 +17,11 @@ from prometheus_client import CollectorRegistry
 from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.health import Health
 from dmzwatch.shared.messages import Article, encode
-from dmzwatch.shared.metrics import StageMetrics
-from dmzwatch.shared.runner import ConsumerDefinition, Runner, RunnerOptions
+from dmzwatch.shared.runner import Runner, RunnerOptions
 from tests.conftest import make_article
-from tests.fakes import FakeConsumer, FakeProducer
-from tests.unit.shared.test_runner import DLQ, IN, TP, Echo
+from tests.fakes import FakeConsumer
+from tests.unit.shared.runnerparts import IN, build_runner
+from tests.unit.shared.test_runner import TP, Echo
 
 
 class RefusingConsumer(FakeConsumer):
@@ -40,19 +40,10 @@ class RefusingConsumer(FakeConsumer):
 def build(
     errors: list[KafkaError],
 ) -> tuple[RefusingConsumer, Runner[Article], ManualClock, Health, CollectorRegistry]:
-    consumer, registry, clock = RefusingConsumer(errors), CollectorRegistry(), ManualClock()
-    health = Health(clock)
-    runner = Runner(
-        ConsumerDefinition("test", (IN,), Article, Echo()),
-        consumer,
-        FakeProducer(),
-        deadletter_topic=DLQ,
-        metrics=StageMetrics("test", registry),
-        health=health,
-        clock=clock,
-        options=RunnerOptions(backoff_initial_seconds=1.0, backoff_max_seconds=8.0),
-    )
-    return consumer, runner, clock, health, registry
+    consumer = RefusingConsumer(errors)
+    options = RunnerOptions(backoff_initial_seconds=1.0, backoff_max_seconds=8.0)
+    built = build_runner(Echo(), consumer, options)
+    return consumer, built.runner, built.clock, built.health, built.registry
 
 
 def failures(registry: CollectorRegistry) -> float:
