@@ -7,7 +7,8 @@ A record written at time t lands in bucket ``floor(t / w)`` with ``w = lifetime 
 bucket's key expires at its end plus ``lifetime``: a record is kept at least ``lifetime`` and at
 most ``lifetime + w``; lookups read the 9 newest buckets. The near-duplicate index (``l``
 keys) uses ``w = window / 2`` instead (kept one to one and a half windows, 3 buckets read): a
-lookup reads every band of every live bucket, so fewer buckets make it 3x cheaper. ``<p>`` is
+lookup reads every band of every live bucket that holds signatures, so fewer buckets make it
+3x cheaper. ``<p>`` is
 ``DMZWATCH_REDIS_KEY_PREFIX`` (it must not contain ``{``), ``<s>`` a shard number (a hash of the
 record's name modulo ``DMZWATCH_DEDUP_SHARDS``), ``<t>`` a bucket number.
 
