@@ -18,13 +18,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.stack import Service as BenchService
 from chaos.feeds import GrowingFeeds
 from chaos.proxy import FaultProxy
 from chaos.receivers import AlertReceiver
@@ -40,38 +40,15 @@ POLL_SECONDS = 2
 
 
 @dataclass
-class Service:
-    stage: str
-    replica: int
-    port: int
-    process: subprocess.Popen[bytes]
+class Service(BenchService):
+    """One replica of a stage (``name`` is ``<stage>-<replica>``)."""
 
-    @property
-    def name(self) -> str:
-        return f"{self.stage}-{self.replica}"
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
+    stage: str = ""
+    replica: int = 0
 
     def consumed(self) -> float:
         """Messages this replica has taken from its input so far (0 when it does not answer)."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
-                text = r.read().decode()
-        except OSError:
-            return 0.0
-        return sum(
-            float(line.rpartition(" ")[2])
-            for line in text.splitlines()
-            if line.startswith("dmzwatch_messages_total{") and 'outcome="in"' in line
-        )
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        return self.counter("dmzwatch_messages_total", outcome="in")
 
 
 @dataclass
@@ -288,7 +265,7 @@ class Cluster:
             cwd=self.work,
         )
         log.close()
-        service = Service(stage, replica, port, process)
+        service = Service(f"{stage}-{replica}", process, port, stage=stage, replica=replica)
         self.services[stage].append(service)
         return service
 
