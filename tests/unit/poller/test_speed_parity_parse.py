@@ -73,3 +73,17 @@ def test_content_type_and_html_guess_equal_feedparsers() -> None:
     for _ in range(5000):
         value = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
         assert looks_like_html(value) == bool(_FeedParserMixin.looks_like_html(value)), value
+
+
+def test_struct_time_equals_timetuple_on_every_day_of_leap_and_common_years() -> None:
+    from datetime import datetime, timedelta
+
+    from dmzwatch.poller.xmlnames import _struct_time
+
+    for year in (1, 1900, 2000, 2024, 2026, 2100, 9999):
+        day = datetime(year, 1, 1, 13, 5, 59)
+        while day.year == year:
+            assert _struct_time(day) == time.struct_time((*day.timetuple()[:8], 0)), day
+            if day.month == 12 and day.day == 31:
+                break
+            day += timedelta(days=1)

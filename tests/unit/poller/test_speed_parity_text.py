@@ -68,3 +68,20 @@ def test_finish_skips_only_steps_with_nothing_to_do() -> None:
     for _ in range(20000):
         marked = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
         assert text._finish(marked) == reference_finish(marked), repr(marked)
+
+
+def test_has_invisible_agrees_with_the_invisible_pattern() -> None:
+    rng = random.Random(11)
+    pieces = [
+        "a",
+        " ",
+        "\u00e9",
+        text._PARA,
+        text._LINE,
+        *text._INVISIBLE_CHARS,
+        "\u200e",
+        "\ufffe",
+    ]
+    for _ in range(20000):
+        value = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        assert text.has_invisible(value) == (text._INVISIBLE.search(value) is not None), repr(value)
