@@ -159,7 +159,9 @@ def _names(items: Iterable[object] | None, key: str, fallback: str) -> tuple[str
 
 def entry_from_dict(entry: Mapping[str, Any], url: str, feed: Mapping[str, Any]) -> FeedEntry:
     """A :class:`FeedEntry` from an entry shaped as feedparser gives it (both XML paths)."""
-    title = one_line(_field(entry, "title"))
+    title = _field(entry, "title")
+    if "\n" in title:  # markup_text's text holds no other whitespace run for one_line to fold
+        title = one_line(title)
     summary = _field(entry, "summary")
     contents = [c for c in entry.get("content") or () if isinstance(c, Mapping)]
     html_first = sorted(contents, key=lambda c: "html" not in str(c.get("type")))

@@ -76,6 +76,9 @@ def read_tree(data: bytes, url: str, expected_entries: int) -> TreeFeed | None:
     return parsed if len(parsed.entries) == expected_entries else None
 
 
+_XML_BASE, _XML_LANG = XML_ATTR + "base", XML_ATTR + "lang"
+
+
 @dataclass(slots=True)
 class _Scope:
     """``xml:base`` and ``xml:lang`` in force at an element."""
@@ -87,11 +90,13 @@ class _Scope:
         attrib = el.attrib
         if not attrib:
             return self
-        base_attr = attrib.get(XML_ATTR + "base", attrib.get("base"))
+        base_attr = attrib.get(_XML_BASE, attrib.get("base"))
+        lang_attr = attrib.get(_XML_LANG, attrib.get("lang"))
+        if base_attr is None and lang_attr is None:
+            return self  # e.g. a guid's isPermaLink: the scope is unchanged
         base = self.base
         if base_attr:
             base = make_safe_absolute_uri(self.base, base_attr) or self.base
-        lang_attr = attrib.get(XML_ATTR + "lang", attrib.get("lang"))
         lang = self.lang if lang_attr is None else (lang_attr or None)
         return _Scope(base, lang)
 

@@ -85,3 +85,16 @@ def test_has_invisible_agrees_with_the_invisible_pattern() -> None:
     for _ in range(20000):
         value = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
         assert text.has_invisible(value) == (text._INVISIBLE.search(value) is not None), repr(value)
+
+
+def test_one_line_leaves_a_markup_text_without_newlines_unchanged() -> None:
+    # entry_from_dict folds a title with one_line only when it holds a newline.
+    from dmzwatch.poller.entry import markup_text
+
+    rng = random.Random(12)
+    for _ in range(5000):
+        value = fragment(rng)
+        for kind in ("text/html", "text/plain"):
+            out = markup_text(value, kind)
+            if "\n" not in out:
+                assert text.one_line(out) == out, (kind, repr(value))
