@@ -268,10 +268,14 @@ def read_topic(bootstrap_servers: str, topic: str, partitions: int) -> Iterator[
 
 
 def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, services: Iterable[Service] = ()
+    condition: Callable[[], bool],
+    timeout: float = 60.0,
+    what: str = "condition",
+    services: Iterable[Service] = (),
+    interval: float = 0.2,
 ) -> None:
-    """Poll ``condition`` every 0.2 s; raise if it is still false after ``timeout`` seconds or
-    if one of ``services`` died."""
+    """Poll ``condition`` every ``interval`` seconds; raise if it is still false after
+    ``timeout`` seconds or if one of ``services`` died."""
     deadline = time.monotonic() + timeout
     watched = list(services)
     while not condition():
@@ -280,7 +284,7 @@ def wait_until(
                 raise RuntimeError(f"{service.name} exited with {service.process.returncode}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not done after {timeout:.0f}s")
-        time.sleep(0.2)
+        time.sleep(interval)
 
 
 class Broker:

@@ -13,7 +13,7 @@ modes ``ok`` (200), ``slow`` (200 after ``slow_seconds``), ``fail`` (500) and ``
 each accepted delivery by alert id and version (from the JSON body of a webhook, from the context
 line of a Slack message), so the same key accepted twice is a duplicated notification.
 
-The notifier's tests use the same classes (through ``tests.receivers``).
+The notifier's tests use the same classes.
 """
 
 from __future__ import annotations

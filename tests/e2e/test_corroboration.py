@@ -14,13 +14,14 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from bench.stack import wait_until
 from dmzwatch.demo import WebhookReceiver
 from dmzwatch.feedserver import FeedServer
 from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.topics import TopicCatalogue
 from dmzwatch.stack import SERVICES, LocalStack, StackConfig
 from tests.conftest import REDIS_URL, REPO
-from tests.e2e.test_pipeline import metric, read_topic, wait_for
+from tests.e2e.test_pipeline import metric, read_topic
 from tests.stories import BOILER_TAIL, DATELINES, STORIES
 
 SCHEMA = json.loads((REPO / "shared/schemas/alert.schema.json").read_text())
@@ -117,7 +118,7 @@ def test_five_copies_make_one_reported_alert_then_one_corroborated_update(five_f
             json.loads(v) for _, v in read_topic(stack.bootstrap_servers, topics.alert("purge"))
         ]
 
-    wait_for(lambda: len(purge_alerts()) >= 2, timeout=90, what="the alert and its update")
+    wait_until(lambda: len(purge_alerts()) >= 2, timeout=90, what="the alert and its update")
     # The copies published again (as the next poll of every feed would): nothing may follow.
     raw = read_topic(stack.bootstrap_servers, topics.articles_raw)
     assert len(raw) >= 5
@@ -126,7 +127,7 @@ def test_five_copies_make_one_reported_alert_then_one_corroborated_update(five_f
         producer.send(topics.articles_raw, key=key.encode(), value=value)
     producer.flush()
     producer.close()
-    wait_for(
+    wait_until(
         lambda: metric(stack, "dedup", "dmzwatch_dedup_duplicates_total") >= len(raw),
         what="the repeats dropped",
     )
@@ -147,7 +148,7 @@ def test_five_copies_make_one_reported_alert_then_one_corroborated_update(five_f
 
     decisions = [json.loads(v) for _, v in read_topic(stack.bootstrap_servers, topics.decisions)]
     assert len(decisions) == 5 and len({d["story_id"] for d in decisions}) == 1
-    wait_for(lambda: len(receiver.received) >= 2, what="both versions delivered")
+    wait_until(lambda: len(receiver.received) >= 2, what="both versions delivered")
     assert sorted(r["data"]["version"] for r in receiver.received) == [1, 2]
     assert metric(stack, "classifier", "dmzwatch_alerts_corroborated_total") == 1
     joined = metric(stack, "dedup", "dmzwatch_dedup_stories_total", match="near")

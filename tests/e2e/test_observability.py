@@ -26,6 +26,7 @@ import pytest
 import redis
 import yaml
 
+from bench.stack import wait_until
 from dmzwatch.demo import WebhookReceiver
 from dmzwatch.feedserver import DEMO_FEEDS, FeedServer
 from dmzwatch.shared.broker import free_port
@@ -246,14 +247,6 @@ def has_data(result: dict[str, Any]) -> bool:
     return any(not math.isnan(float(s["value"][1])) for s in data.get("result", []))
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def observed(
     tmp_path_factory: pytest.TempPathFactory, bootstrap_servers: str
@@ -300,7 +293,7 @@ def observed(
         stack.start()
         stack.wait_ready(90)
         # Every service scraped before any article flows: the demo's burst is on record.
-        wait_for(
+        wait_until(
             lambda: (
                 sum(
                     float(s["value"][1])
@@ -311,7 +304,7 @@ def observed(
             60,
             "prometheus to scrape every service",
         )
-        wait_for(
+        wait_until(
             lambda: has_data(
                 prometheus.query('dmzwatch_poller_fetches_total{outcome="error"} > 0')
             ),
@@ -321,7 +314,7 @@ def observed(
         for path in DEMO_FEEDS.iterdir():  # the demo feeds appear
             if path.suffix in {".xml", ".atom"}:
                 shutil.copy(path, published / path.name)
-        wait_for(lambda: len(receiver.received) > 0, 120, "webhook deliveries")
+        wait_until(lambda: len(receiver.received) > 0, 120, "webhook deliveries")
         yield Observed(prometheus, stack, receiver)
     finally:
         stack.stop()
@@ -364,7 +357,7 @@ def test_every_dashboard_panel_query_evaluates_and_returns_data(observed: Observ
         return not empty
 
     try:
-        wait_for(all_have_data, 90, "every panel to return data")
+        wait_until(all_have_data, 90, "every panel to return data")
     except AssertionError:
         pytest.fail("panels without data:\n" + "\n".join(map(str, empty)))
 
@@ -375,7 +368,7 @@ def test_every_rule_evaluates_without_error_against_the_real_metrics(observed: O
         rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"
     }
     assert loaded == alert_names()
-    wait_for(
+    wait_until(
         lambda: all(
             r.get("lastEvaluation", "").startswith("0001") is False
             for g in observed.prometheus.api("/api/v1/rules")["data"]["groups"]

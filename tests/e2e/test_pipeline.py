@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
+from bench.stack import wait_until
 from dmzwatch.demo import WebhookReceiver
 from dmzwatch.feedserver import FeedServer
 from dmzwatch.shared.broker import free_port
@@ -52,14 +53,6 @@ def metric(stack: LocalStack, service: str, name: str, **labels: str) -> float:
             if all(part in got.split(",") for part in want.split(",") if part):
                 total += float(value)
     return total
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +120,7 @@ def test_every_article_gets_one_decision_and_alerts_fire_once(pipeline) -> None:
     topics = TopicCatalogue(stack.config.topic_prefix)
     n_feeds = len(yaml.safe_load(Path(stack.feeds_file).read_text())["feeds"])
     # At least three polls of every feed: the later ones bring the same documents again.
-    wait_for(
+    wait_until(
         lambda: (
             sum(
                 metric(stack, "poller", "dmzwatch_poller_fetches_total", outcome=outcome)
@@ -146,7 +139,9 @@ def test_every_article_gets_one_decision_and_alerts_fire_once(pipeline) -> None:
     def decided() -> list[dict]:
         return [json.loads(v) for _, v in read_topic(stack.bootstrap_servers, topics.decisions)]
 
-    wait_for(lambda: {d["article_id"] for d in decided()} >= raw_ids, what="a decision per article")
+    wait_until(
+        lambda: {d["article_id"] for d in decided()} >= raw_ids, what="a decision per article"
+    )
     time.sleep(2 * POLL_SECONDS)  # more polls: they must add nothing
     decisions = decided()
     ids = [d["article_id"] for d in decisions]
@@ -164,7 +159,7 @@ def test_every_article_gets_one_decision_and_alerts_fire_once(pipeline) -> None:
     expected = sorted((e["label"], e["link"]) for e in EXPECTED["alerts"])
     assert [c for c, _ in got] == [c for c, _ in expected]
     # Subscribers got each alert exactly once.
-    wait_for(lambda: len(receiver.received) >= len(alerts), what="webhook deliveries")
+    wait_until(lambda: len(receiver.received) >= len(alerts), what="webhook deliveries")
     assert sorted(r["id"] for r in receiver.received) == sorted(a["id"] for a in alerts)
 
     for service, stage in [
@@ -213,12 +208,14 @@ def test_poison_on_every_input_topic_is_dead_lettered_and_stages_go_on(pipeline)
                 found[body["stage"]] = body
         return found
 
-    wait_for(lambda: set(letters()) == set(poison.values()), what="a dead letter from every stage")
+    wait_until(
+        lambda: set(letters()) == set(poison.values()), what="a dead letter from every stage"
+    )
     for body in letters().values():
         assert body["error_type"] == "InvalidMessage" and body["value_text"].startswith(
             '{"schema_version": 999'
         )
-    wait_for(
+    wait_until(
         lambda: any(
             json.loads(v)["article_id"] == "u-after-poison"
             for _, v in read_topic(stack.bootstrap_servers, topics.decisions)
@@ -258,6 +255,8 @@ def test_sigterm_drains_commits_and_exits_cleanly(pipeline) -> None:
             for _, v in read_topic(stack.bootstrap_servers, topics.decisions)
         ]
 
-    wait_for(lambda: "u-while-down" in decisions(), what="the article sent while stages were down")
+    wait_until(
+        lambda: "u-while-down" in decisions(), what="the article sent while stages were down"
+    )
     ids = decisions()
     assert len(ids) == len(set(ids)), "the restart re-processed nothing already committed"

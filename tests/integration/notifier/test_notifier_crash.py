@@ -16,11 +16,14 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import redis
 from kafka import KafkaProducer
 
+from bench import stack
+from chaos.receivers import Receiver, Reply
 from dmzwatch.notifier.redis_outbox import RedisOutbox
 from dmzwatch.shared.broker import free_port
 from dmzwatch.shared.kafka import TopicSpec, create_topics
@@ -28,7 +31,6 @@ from dmzwatch.shared.messages import encode
 from dmzwatch.shared.settings import CommonSettings
 from tests.conftest import REDIS_URL
 from tests.notifier_support import SECRET, make_alert
-from tests.receivers import Receiver, Reply
 
 TIMEOUT_SECONDS = 5  # per request; the lease (6 s) must outlive it
 
@@ -49,12 +51,7 @@ def metric(port: int, name: str, **labels: str) -> float:
     return total
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+wait_until = partial(stack.wait_until, interval=0.05)
 
 
 def test_sigkill_mid_delivery_then_restart_loses_none_and_doubles_none(

@@ -15,6 +15,7 @@ import redis
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
+from chaos.receivers import Receiver, Reply
 from dmzwatch.cli import main as cli_main
 from dmzwatch.notifier.deadletters import DeadLetterSink, KafkaDeadLetters, MemoryDeadLetters
 from dmzwatch.notifier.dispatcher import Dispatcher
@@ -30,7 +31,6 @@ from dmzwatch.shared.kafka import TopicSpec, create_topics, make_producer
 from dmzwatch.shared.runner import Context
 from dmzwatch.shared.settings import CommonSettings
 from tests.notifier_support import SECRET, make_alert, subscription
-from tests.receivers import Receiver, Reply
 
 CTX = Context("dmzwatch.alerts.purge", 0, 7, "s1", 0)
 POLICY = RetryPolicy(attempts=4, initial_seconds=1, max_seconds=8, retry_after_max_seconds=60)
