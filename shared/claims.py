@@ -41,13 +41,14 @@ TRANSIENT_REDIS_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def connect_redis(url: str, *, timeout_seconds: float = 2.0) -> redis.Redis:
-    """A client with short timeouts and a few retries, so a dead Redis is noticed quickly."""
+def connect_redis(url: str, *, timeout_seconds: float = 2.0, retries: int = 3) -> redis.Redis:
+    """A client with short timeouts and a few retries, so a dead Redis is noticed quickly
+    (``retries=0`` for a readiness probe, which must answer within one timeout)."""
     client: redis.Redis = redis.Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
         retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
         health_check_interval=30,
         decode_responses=False,

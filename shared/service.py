@@ -118,6 +118,10 @@ def serve_with_redis(
 ) -> None:
     """The ``main`` of a consuming service that keeps state in Redis."""
     process = ServiceProcess.start(stage, settings, port)
-    client = connect_redis(settings.redis_url.get_secret_value())
-    process.health.add_probe("redis", lambda: redis_probe(client))
+    url = settings.redis_url.get_secret_value()
+    client = connect_redis(url)
+    # Its own client, single-shot: /readyz answers within one timeout even while the handler's
+    # client is retrying against a paused Redis.
+    probe_client = connect_redis(url, retries=0)
+    process.health.add_probe("redis", lambda: redis_probe(probe_client))
     run_consumer(process, build(client, process.registry, process.clock))
