@@ -72,6 +72,7 @@ def make_consumer(
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         max_poll_records=settings.max_poll_records,
         max_poll_interval_ms=300_000,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     if pattern is not None:
         consumer.subscribe(pattern=pattern)

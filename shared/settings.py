@@ -41,6 +41,12 @@ class CommonSettings(BaseSettings):
     heartbeat_interval_ms: int = Field(3_000, ge=100)
     max_poll_records: int = Field(500, ge=1, description="Largest batch handled per poll")
     linger_ms: int = Field(5, ge=0, description="Producer batching delay")
+    fetch_max_wait_ms: int = Field(
+        10,
+        ge=0,
+        description="Longest a consumer's fetch waits for records; Tansu answers only when it "
+        "ends, so it bounds each hop's latency (Kafka answers as soon as records arrive)",
+    )
     retry_backoff_max_seconds: float = Field(
         30.0, gt=0, description="Cap of the backoff after a retryable failure"
     )

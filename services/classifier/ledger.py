@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis
 
@@ -51,6 +52,31 @@ return out
 """
 
 
+@dataclass(frozen=True, slots=True)
+class RaiseAlert:
+    """``raise_alert`` as a value, for ``AlertLedger.run_many``."""
+
+    story_id: str
+    category: str
+    article_id: str
+    alert: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Corroborate:
+    """``corroborate`` as a value, for ``AlertLedger.run_many``."""
+
+    story_id: str
+    categories: tuple[str, ...]
+    article_id: str
+
+
+LedgerCall = RaiseAlert | Corroborate
+LedgerAnswer = bool | dict[str, bytes] | Exception
+"""What one call of ``run_many`` gave: ``raise_alert``'s or ``corroborate``'s answer, or the
+exception that call alone met."""
+
+
 class AlertLedger(ABC):
     """Per story and category: the alert raised, and whether its corroboration was sent.
 
@@ -71,6 +97,27 @@ class AlertLedger(ABC):
     def corroborate(
         self, story_id: str, categories: Sequence[str], article_id: str
     ) -> dict[str, bytes]: ...
+
+    def run_many(self, calls: Sequence[LedgerCall]) -> list[LedgerAnswer]:
+        """Each call in order, with the same answers as one after another (a store may send
+        them in one round trip). A failure of one call is its answer; a store that is down
+        raises :class:`RetryableError` for the whole batch."""
+        answers: list[LedgerAnswer] = []
+        for call in calls:
+            try:
+                if isinstance(call, RaiseAlert):
+                    answers.append(
+                        self.raise_alert(call.story_id, call.category, call.article_id, call.alert)
+                    )
+                else:
+                    answers.append(
+                        self.corroborate(call.story_id, call.categories, call.article_id)
+                    )
+            except RetryableError:
+                raise
+            except Exception as exc:
+                answers.append(exc)
+        return answers
 
 
 class MemoryAlertLedger(AlertLedger):
@@ -103,6 +150,7 @@ class MemoryAlertLedger(AlertLedger):
 
 class RedisAlertLedger(AlertLedger):
     def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self._client = client
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._raise = client.register_script(_RAISE)
@@ -118,16 +166,52 @@ class RedisAlertLedger(AlertLedger):
         except TRANSIENT_REDIS_ERRORS as exc:
             raise RetryableError(f"redis unavailable: {exc}") from exc
 
+    def _corroborate_keys(self, story_id: str, categories: Sequence[str]) -> list[str]:
+        return [
+            self._key(kind, story_id, category) for category in categories for kind in ("al", "co")
+        ]
+
+    @staticmethod
+    def _won(categories: Sequence[str], bodies: Sequence[bytes]) -> dict[str, bytes]:
+        return {
+            category: bytes(body) for category, body in zip(categories, bodies, strict=True) if body
+        }
+
     def corroborate(
         self, story_id: str, categories: Sequence[str], article_id: str
     ) -> dict[str, bytes]:
-        keys = [
-            self._key(kind, story_id, category) for category in categories for kind in ("al", "co")
-        ]
+        keys = self._corroborate_keys(story_id, categories)
         try:
             bodies = self._corroborate(keys=keys, args=[article_id, self._ttl])
         except TRANSIENT_REDIS_ERRORS as exc:
             raise RetryableError(f"redis unavailable: {exc}") from exc
-        return {
-            category: bytes(body) for category, body in zip(categories, bodies, strict=True) if body
-        }
+        return self._won(categories, bodies)
+
+    def run_many(self, calls: Sequence[LedgerCall]) -> list[LedgerAnswer]:
+        """Every call in one pipeline (not a transaction: each script is atomic and they run
+        in order, so the answers are those of one call after another)."""
+        if not calls:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for call in calls:
+            if isinstance(call, RaiseAlert):
+                key = self._key("al", call.story_id, call.category)
+                self._raise(keys=[key], args=[call.article_id, call.alert, self._ttl], client=pipe)
+            else:
+                keys = self._corroborate_keys(call.story_id, call.categories)
+                self._corroborate(keys=keys, args=[call.article_id, self._ttl], client=pipe)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except TRANSIENT_REDIS_ERRORS as exc:
+            raise RetryableError(f"redis unavailable: {exc}") from exc
+        answers: list[LedgerAnswer] = []
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, TRANSIENT_REDIS_ERRORS):
+                raise RetryableError(f"redis unavailable: {reply}")
+            if isinstance(reply, Exception):
+                answers.append(reply)
+            elif isinstance(call, RaiseAlert):
+                answers.append(bool(reply))
+            else:
+                answers.append(self._won(call.categories, reply))
+        return answers
