@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -167,14 +168,51 @@ def outlet(url: str | None) -> str:
 
 
 def normalised_text(*parts: str) -> str:
-    """Case-folded words only: punctuation, accents and spacing differences vanish."""
-    text = unicodedata.normalize("NFKC", " ".join(parts)).casefold()
-    return " ".join(_WORDS.findall(text))
+    """Case-folded words only: punctuation, accents and spacing differences vanish.
+
+    The definition is :func:`_normalised_unicode` (NFKC, case folding, the ``\\w+`` runs joined
+    by one space); ASCII text, nearly all of it, takes :func:`_normalised_ascii`, which gives
+    the same (tests/unit/shared/test_identity_fastpath.py)."""
+    joined = " ".join(parts)
+    if joined.isascii():
+        return _normalised_ascii(joined).decode("ascii")
+    return _normalised_unicode(joined)
+
+
+def normalised_words(text: str) -> list[bytes]:
+    """The words of ``normalised_text(text)``, UTF-8 encoded."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_FOLD).split()
+    return _normalised_unicode(text).encode("utf-8").split()
 
 
 def content_fingerprint(title: str, text: str) -> str:
-    """A hash of the normalised title and body: equal for verbatim copies of one article."""
-    return _digest(normalised_text(title, text))
+    """A hash of the normalised title and body: equal for verbatim copies of one article.
+
+    Stored and compared across versions: it must stay the hash of ``normalised_text``."""
+    joined = f"{title} {text}"
+    if joined.isascii():
+        return _digest_bytes(_normalised_ascii(joined))
+    return _digest(_normalised_unicode(joined))
+
+
+def _normalised_unicode(text: str) -> str:
+    """``normalised_text`` of one string, by definition."""
+    return " ".join(_WORDS.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+# For ASCII, NFKC changes nothing, case folding is lower-casing A-Z and ``\w`` is [A-Za-z0-9_]:
+# one byte translation lower-cases and blanks every other character, then runs of blanks close.
+_ASCII_WORD = frozenset(string.ascii_lowercase + string.digits + "_")
+_ASCII_FOLD = bytes(
+    ord(chr(c).lower()) if chr(c).lower() in _ASCII_WORD else 32 for c in range(256)
+)
+_BLANKS = re.compile(rb"  +")
+
+
+def _normalised_ascii(text: str) -> bytes:
+    """``normalised_text`` of an ASCII string, as bytes."""
+    return _BLANKS.sub(b" ", text.encode("ascii").translate(_ASCII_FOLD)).strip()
 
 
 def article_id(canonical: str | None, feed_id: str, guid: str | None, title: str, text: str) -> str:
@@ -191,4 +229,8 @@ def article_id(canonical: str | None, feed_id: str, guid: str | None, title: str
 
 
 def _digest(value: str) -> str:
-    return hashlib.blake2b(value.encode("utf-8"), digest_size=12).hexdigest()
+    return _digest_bytes(value.encode("utf-8"))
+
+
+def _digest_bytes(value: bytes) -> str:
+    return hashlib.blake2b(value, digest_size=12).hexdigest()

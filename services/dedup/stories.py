@@ -240,8 +240,12 @@ class StoryStore(SeenStore):
     def _near_many(self, batch: list[_Pending], now: datetime) -> None:
         """``_near`` for a batch: one pipelined lookup, then every new story at once."""
         signed: list[tuple[_Pending, Signature]] = []
-        for p in batch:
-            signature = self._signer.sign(p.article.title, p.article.text) if self._signer else None
+        signatures: list[Signature | None] = (
+            self._signer.sign_many([(p.article.title, p.article.text) for p in batch])
+            if self._signer
+            else [None] * len(batch)
+        )
+        for p, signature in zip(batch, signatures, strict=True):
             p.story, p.match = p.article.article_id, "new"
             if signature is not None and self._index is not None:
                 signed.append((p, signature))
