@@ -71,6 +71,10 @@ class _Pending:
         return article_hash(self.article.article_id)
 
     @property
+    def own_id(self) -> str:
+        return self.article.article_id
+
+    @property
     def ours(self) -> bytes:
         return outlet_hash(self.outlet)
 
@@ -109,8 +113,7 @@ class StoryStore(SeenStore):
             article, bytes.fromhex(fingerprint)[:6], digest(token, 6), now
         )
         if revision is None:
-            kind: DuplicateKind = "url" if article.article_id.startswith("u") else "id"
-            return Sighting(kind, record.story or article.article_id)
+            return Sighting(_repeat_kind(article), record.story or article.article_id)
         first_seen = None if record.revisions == 1 and not record.story else record.first_seen
         seen_at = None if first_seen is None else datetime.fromtimestamp(first_seen, UTC)
         if record.story:
@@ -161,10 +164,15 @@ class StoryStore(SeenStore):
             [(article_name(p.article.article_id), p.record.encode()) for p in batch]
         )
         claimed = []
-        for p, (won, _) in zip(batch, claims, strict=True):
+        for p, (won, held) in zip(batch, claims, strict=True):
             if won:
                 claimed.append(p)
-            else:  # known already: a repeat, an update or a re-delivery
+                continue
+            known = ArticleRecord.decode(held)
+            text, token = p.record.recent[0]
+            if known.revision_of(token) is None and known.knows(text):  # an unchanged repeat
+                results[p.index] = Sighting(_repeat_kind(p.article), known.story or p.own_id)
+            else:  # an update or a re-delivery
                 later.append(p.index)
         batch = claimed
         self._decide_many(batch, results, now)
@@ -177,22 +185,12 @@ class StoryStore(SeenStore):
             if not won and first.article != p.own and first.outlet == p.ours and p.match != "exact":
                 results[p.index] = Sighting("content", first.story)  # another replica's meanwhile
         joining = [p for p in decided if results[p.index] is None]
-        started = OutletsRecord(int(now.timestamp()), ())
-        joins = self._articles.claim_many(
-            [
-                (outlets_name(p.story), OutletsRecord(started.created, (p.outlet,)).encode())
-                for p in joining
-            ]
-        )
-        for p, (won, _) in zip(joining, joins, strict=True):
-            try:
-                outlets = (p.outlet,) if won else self._join(p.story, p.outlet, now)
-            except RetryableError:
-                raise
-            except Exception as exc:
-                results[p.index] = exc
-                continue
-            results[p.index] = Sighting(None, p.story, p.match, 1, outlets, None)
+        joins = self._join_many([(p.story, p.outlet) for p in joining], now)
+        for p, outlets in zip(joining, joins, strict=True):
+            if isinstance(outlets, Exception):
+                results[p.index] = outlets
+            else:
+                results[p.index] = Sighting(None, p.story, p.match, 1, outlets, None)
         self._articles.swap_many(
             [
                 (
@@ -376,17 +374,64 @@ class StoryStore(SeenStore):
 
     def _join(self, story: str, outlet: str, now: datetime) -> tuple[str, ...]:
         """Add ``outlet`` to the story's outlets while the story is in its window; returns them."""
-        name = outlets_name(story)
-        fresh = OutletsRecord(int(now.timestamp()), (outlet,))
-        for _ in range(ATTEMPTS):
-            won, raw = self._articles.claim(name, fresh.encode())
+        (outlets,) = self._join_many([(story, outlet)], now)
+        if isinstance(outlets, Exception):
+            raise outlets
+        return outlets
+
+    def _join_many(
+        self, joins: Sequence[tuple[str, str]], now: datetime
+    ) -> list[tuple[str, ...] | Exception]:
+        """``_join`` for each (story, outlet), in order, in a few round trips: claim every
+        story's outlets record, then compare-and-swap the outlet into those that exist (two
+        joins of one story in a batch: the second swap fails, reads again and retries)."""
+        names = [outlets_name(story) for story, _ in joins]
+        fresh = [OutletsRecord(int(now.timestamp()), (outlet,)) for _, outlet in joins]
+        results: list[tuple[str, ...] | Exception | None] = [None] * len(joins)
+        pending: list[tuple[int, bytes]] = []  # (join, the record it last read)
+        claims = self._articles.claim_many(
+            [(name, record.encode()) for name, record in zip(names, fresh, strict=True)]
+        )
+        for i, (won, raw) in enumerate(claims):
             if won:
-                return fresh.outlets
-            record = OutletsRecord.decode(raw)
-            closed = now.timestamp() - record.created > self._window
-            if outlet in record.outlets or closed or len(record.outlets) >= MAX_OUTLETS:
-                return record.outlets
-            joined = OutletsRecord(record.created, (*record.outlets, outlet))
-            if self._articles.swap(name, raw, joined.encode()):
-                return joined.outlets
-        raise RetryableError(f"the outlets of story {story} keep changing")
+                results[i] = fresh[i].outlets
+            else:
+                pending.append((i, raw))
+        for _ in range(ATTEMPTS):
+            swaps: list[tuple[int, bytes, OutletsRecord]] = []
+            for i, raw in pending:
+                record, outlet = OutletsRecord.decode(raw), joins[i][1]
+                closed = now.timestamp() - record.created > self._window
+                if outlet in record.outlets or closed or len(record.outlets) >= MAX_OUTLETS:
+                    results[i] = record.outlets
+                else:
+                    swaps.append((i, raw, OutletsRecord(record.created, (*record.outlets, outlet))))
+            done = self._articles.swap_many(
+                [(names[i], raw, joined.encode()) for i, raw, joined in swaps]
+            )
+            again = []
+            for (i, _, joined), swapped in zip(swaps, done, strict=True):
+                if swapped:
+                    results[i] = joined.outlets
+                else:
+                    again.append(i)
+            if not again:
+                break
+            current = self._articles.claim_many([(names[i], fresh[i].encode()) for i in again])
+            pending = []
+            for i, (won, raw) in zip(again, current, strict=True):
+                if won:  # it expired meanwhile: this join started it again
+                    results[i] = fresh[i].outlets
+                else:
+                    pending.append((i, raw))
+        return [
+            r
+            if r is not None
+            else RetryableError(f"the outlets of story {joins[i][0]} keep changing")
+            for i, r in enumerate(results)
+        ]
+
+
+def _repeat_kind(article: Article) -> DuplicateKind:
+    """Why an unchanged repeat of a known article id is dropped."""
+    return "url" if article.article_id.startswith("u") else "id"
