@@ -6,7 +6,7 @@ import redis
 from prometheus_client import CollectorRegistry
 
 from dmzwatch.dedup.handler import DedupHandler
-from dmzwatch.dedup.index import RedisStoryIndex
+from dmzwatch.dedup.index import StreamStoryIndex
 from dmzwatch.dedup.keys import KeyLayout
 from dmzwatch.dedup.metrics import DedupMetrics
 from dmzwatch.dedup.outlets import Outlets
@@ -28,7 +28,7 @@ def redis_store(settings: DedupSettings, client: redis.Redis, clock: Clock) -> S
     window = settings.story_window_seconds
     return StoryStore(
         RedisRecords(client, layout, "x", settings.dedup_ttl_seconds, clock),
-        RedisStoryIndex(client, layout, window, clock) if settings.near_duplicates else None,
+        StreamStoryIndex(client, layout, window, clock) if settings.near_duplicates else None,
         Outlets(settings.outlet_aliases),
         clock,
         window_seconds=window,

@@ -1,10 +1,15 @@
 """The near-duplicate index: stories' MinHash signatures found through LSH bands, for a window.
 
-Our own small LSH on Redis rather than datasketch's Redis storage, which sets no expiry: band
-entries and signatures live in time buckets that expire (``keys``), so memory is bounded by the
-story window. The whole index is one hash slot (tag ``{lsh}``) so that lookup-then-create can be
-made safe across replicas with a version counter: ``create`` fails if any story was created
-since the lookup, and the caller looks again.
+The shared truth is one Redis stream (``keys``: ``<p>l{lsh}:stream1``), one entry per story
+created: its id, when, its signature and its band fields. Each process keeps the stories of the
+window in memory (:class:`LocalStoryIndex`, numpy arrays) and answers lookups there after
+reading the entries it has not seen yet: Redis then does one range read per lookup batch and
+one small script per creation, instead of ~64 hash reads per article. The stream's last entry
+id is the index version: a creation is appended only if the stream still ends at the version
+its lookup saw, so two replicas never each start a story for near-duplicates handled at the
+same moment (the loser looks again and finds the winner's story). Entries older than the window
+(plus a margin) are trimmed by id, which is a millisecond timestamp, and the key expires when
+no story is created for that long.
 """
 
 from __future__ import annotations
@@ -14,110 +19,60 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import numpy as np
 import redis
 
 from dmzwatch.dedup.entries import pack_id, unpack_id
-from dmzwatch.dedup.keys import INDEX_BUCKETS_PER_WINDOW, Buckets, KeyLayout
+from dmzwatch.dedup.keys import KeyLayout
+from dmzwatch.dedup.local_index import BAND_CAPACITY, Candidate, LocalStoryIndex, band_keys
 from dmzwatch.dedup.records import call_redis
 from dmzwatch.shared.clock import Clock
 
-BAND_CAPACITY = 4  # stories kept per band value: the newest; a band shared by many is noise
+__all__ = [
+    "BAND_CAPACITY",
+    "Candidate",
+    "Lookup",
+    "MemoryStoryIndex",
+    "NewStory",
+    "StoryIndex",
+    "StreamStoryIndex",
+    "decode_stories",
+    "decode_story",
+    "encode_story",
+]
 
-# KEYS[1] version, KEYS[2..1+S] signature hashes of the live buckets (newest first), then for
-# each band j and bucket i the band hash KEYS[1+S+(j-1)*S+i]. ARGV: S, then one field per band.
-# Returns the version, then story id and stored signature pairs. A bucket whose signature hash
-# is gone (not written yet, or expired) can return no candidate, so its bands are not read.
-_LOOKUP = """
-local S = tonumber(ARGV[1])
-local out = {redis.call('GET', KEYS[1]) or '0'}
-local live = {}
-for i = 1, S do live[i] = redis.call('EXISTS', KEYS[1 + i]) == 1 end
-local seen = {}
-for j = 1, #ARGV - 1 do
-  for i = 1, S do
-    local refs = live[i] and redis.call('HGET', KEYS[1 + S + (j - 1) * S + i], ARGV[1 + j])
-    if refs then
-      local pos = 1
-      while pos <= #refs do
-        local n = string.byte(refs, pos)
-        local ref = string.sub(refs, pos + 1, pos + n)
-        pos = pos + 1 + n
-        if not seen[ref] then
-          seen[ref] = true
-          local sig = redis.call('HGET', KEYS[1 + i], ref)
-          if sig then
-            table.insert(out, ref)
-            table.insert(out, sig)
-          end
-        end
-      end
-    end
-  end
+TRIM_MARGIN_SECONDS = 600  # stream entries outlive the window by this much (clock skew)
+PAGE = 2000  # stream entries per read
+EMPTY_VERSION = b"0-0"  # the version of an index with no story (no stream)
+
+# KEYS[1] the stream. ARGV: the expected version (the id of the stream's last entry), now (ms),
+# the oldest id to keep (ms), the TTL (ms), then one entry per story. Returns {1, new ids...},
+# or {0, last id} when the stream no longer ends at the expected version (nothing added). Ids
+# are the creating replica's clock in ms, never below the last id (its sequence goes up then).
+_CREATE = """
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local last = top and top[1] or '0-0'
+if last ~= ARGV[1] then return {0, last} end
+local dash = string.find(last, '-', 1, true)
+local ms, seq = tonumber(string.sub(last, 1, dash - 1)), tonumber(string.sub(last, dash + 1))
+local now = tonumber(ARGV[2])
+if now > ms then ms, seq = now, 0 else seq = seq + 1 end
+local out = {1}
+for i = 5, #ARGV do
+  local id = string.format('%.0f-%.0f', ms, seq)
+  redis.call('XADD', KEYS[1], id, 's', ARGV[i])
+  out[#out + 1] = id
+  seq = seq + 1
 end
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return out
 """
-# KEYS[1] version, KEYS[2] current signature hash, KEYS[3..] the bands' current hashes.
-# ARGV: expected version, TTL, story id, created + signature, capacity, then the band fields.
-_CREATE = """
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
-redis.call('INCR', KEYS[1])
-local ttl = ARGV[2]
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ttl) end
-local entry = string.char(#ARGV[3]) .. ARGV[3]
-local capacity = tonumber(ARGV[5])
-for j = 3, #KEYS do
-  local field = ARGV[3 + j]
-  local refs = (redis.call('HGET', KEYS[j], field) or '') .. entry
-  local count, pos = 0, 1
-  while pos <= #refs do count = count + 1; pos = pos + 1 + string.byte(refs, pos) end
-  while count > capacity do
-    refs = string.sub(refs, 2 + string.byte(refs, 1))
-    count = count - 1
-  end
-  redis.call('HSET', KEYS[j], field, refs)
-  if redis.call('TTL', KEYS[j]) < 0 then redis.call('EXPIRE', KEYS[j], ttl) end
-end
-return 1
-"""
-# Several stories at once, all or none: KEYS[1] version, KEYS[2] current signature hash, then
-# each story's band hashes. ARGV: expected version, TTL, capacity, stories, bands per story,
-# then per story its id, created + signature and band fields.
-_CREATE_MANY = """
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
-local ttl, capacity = ARGV[2], tonumber(ARGV[3])
-local stories, bands = tonumber(ARGV[4]), tonumber(ARGV[5])
-local expiring = {}  -- band hashes whose TTL is known to be set (stories share them)
-redis.call('INCRBY', KEYS[1], stories)
-for s = 0, stories - 1 do
-  local base = 6 + s * (2 + bands)
-  local id = ARGV[base]
-  redis.call('HSET', KEYS[2], id, ARGV[base + 1])
-  local entry = string.char(#id) .. id
-  for j = 1, bands do
-    local key, field = KEYS[2 + s * bands + j], ARGV[base + 1 + j]
-    if redis.call('HSETNX', key, field, entry) == 0 then  -- a band value met before
-      local refs = redis.call('HGET', key, field) .. entry
-      local count, pos = 0, 1
-      while pos <= #refs do count = count + 1; pos = pos + 1 + string.byte(refs, pos) end
-      while count > capacity do
-        refs = string.sub(refs, 2 + string.byte(refs, 1))
-        count = count - 1
-      end
-      redis.call('HSET', key, field, refs)
-    end
-    if not expiring[key] then
-      if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
-      expiring[key] = true
-    end
-  end
-end
-if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ttl) end
-return 1
-"""
-_CREATED = struct.Struct("<I")
+_HEAD = struct.Struct("<IH")  # created (epoch seconds), signature length
+_NUMBERED, _LISTED = 0, 1  # band field forms: band j is bytes([j]) + 4 bytes, or any bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +85,6 @@ class NewStory:
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
-    story_id: str
-    created: int  # epoch seconds
-    signature: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Lookup:
     version: bytes
     candidates: tuple[Candidate, ...]
@@ -145,10 +93,11 @@ class Lookup:
 class StoryIndex(ABC):
     """Stories' signatures, found by their LSH bands, remembered for the story window.
 
-    ``lookup`` returns every remembered story sharing at least one band with ``bands`` and the
-    index version it saw. ``create`` adds a story with its signature and bands, but only if the
-    index is still at ``version`` (no story was created since that lookup): False means "look
-    again". Both are atomic and raise :class:`RetryableError` when the store is unreachable.
+    ``lookup`` returns every remembered story sharing at least one band with ``bands`` (at
+    most the ``BAND_CAPACITY`` newest per band value) and the index version it saw. ``create``
+    adds a story with its signature and bands, but only if the index is still at ``version``
+    (no story was created since that lookup): False means "look again". Both are atomic and
+    raise :class:`RetryableError` when the store is unreachable.
     """
 
     @abstractmethod
@@ -170,6 +119,8 @@ class StoryIndex(ABC):
 
 
 class MemoryStoryIndex(StoryIndex):
+    """The index in plain dicts, for one process (unit tests, ``dmzwatch cluster``)."""
+
     def __init__(self, window: int, clock: Clock) -> None:
         self._window = window
         self._clock = clock
@@ -209,97 +160,152 @@ class MemoryStoryIndex(StoryIndex):
             return True
 
 
-class RedisStoryIndex(StoryIndex):
-    """The index in Redis, in one hash slot (see ``keys`` for the layout and lifetimes)."""
+def encode_story(story_id: str, created: int, signature: bytes, bands: Sequence[bytes]) -> bytes:
+    """A stream entry: packed id (length-prefixed), created and signature length, signature,
+    then the bands: numbered (band j is ``bytes([j])`` and 4 bytes: the 4 bytes each) or listed
+    (each length-prefixed), after a form byte and their count."""
+    packed = pack_id(story_id)
+    head = bytes([len(packed)]) + packed + _HEAD.pack(created, len(signature)) + signature
+    if all(len(band) == 5 and band[0] == j for j, band in enumerate(bands)):
+        return head + bytes([_NUMBERED, len(bands)]) + b"".join(band[1:] for band in bands)
+    listed = b"".join(bytes([len(band)]) + band for band in bands)
+    return head + bytes([_LISTED, len(bands)]) + listed
 
-    def __init__(self, client: redis.Redis, layout: KeyLayout, window: int, clock: Clock) -> None:
+
+def decode_story(raw: bytes) -> tuple[str, int, bytes, tuple[bytes, ...]]:
+    """(story id, created, signature, bands) of a stream entry made by :func:`encode_story`."""
+    pos = 1 + raw[0]
+    story_id = unpack_id(raw[1:pos])
+    created, size = _HEAD.unpack_from(raw, pos)
+    pos += _HEAD.size
+    signature = raw[pos : pos + size]
+    pos += size
+    form, count = raw[pos], raw[pos + 1]
+    pos += 2
+    if form == _NUMBERED:
+        bands = tuple(bytes([j]) + raw[pos + 4 * j : pos + 4 * j + 4] for j in range(count))
+        return story_id, created, signature, bands
+    listed = []
+    for _ in range(count):
+        listed.append(raw[pos + 1 : pos + 1 + raw[pos]])
+        pos += 1 + raw[pos]
+    return story_id, created, signature, tuple(listed)
+
+
+def decode_stories(
+    entries: Sequence[bytes],
+) -> tuple[list[bytes], list[int], np.ndarray, np.ndarray]:
+    """Stream entries in the form of :meth:`LocalStoryIndex.extend` (without an object per
+    band: numbered bands, the usual form, are read as one array)."""
+    stories, created, numbered, listed = [], [], [], []
+    counts = np.empty(len(entries), np.int64)
+    for n, raw in enumerate(entries):
+        split = 1 + raw[0]
+        when, size = _HEAD.unpack_from(raw, split)
+        end = split + _HEAD.size + size
+        stories.append(raw[:split] + raw[split + _HEAD.size : end])
+        created.append(when)
+        counts[n] = raw[end + 1]
+        if raw[end] == _NUMBERED:
+            numbered.append(raw[end + 2 : end + 2 + 4 * raw[end + 1]])
+        else:
+            listed.append(n)
+    plain = np.ones(len(entries), dtype=bool)
+    plain[listed] = False
+    story = np.repeat(np.flatnonzero(plain), counts[plain])
+    hashes = np.frombuffer(b"".join(numbered), dtype=">u4").astype(np.uint64)
+    number = np.arange(len(story)) - np.repeat(
+        np.cumsum(counts[plain]) - counts[plain], counts[plain]
+    )
+    keys = [hashes | number.astype(np.uint64) << np.uint64(32) | np.uint64(5 << 56)]
+    stories_of = [story]
+    for n in listed:
+        bands = decode_story(entries[n])[3]
+        keys.append(band_keys(bands))
+        stories_of.append(np.full(len(bands), n))
+    return stories, created, np.concatenate(keys), np.concatenate(stories_of)
+
+
+def _id(version: bytes) -> tuple[int, int]:
+    ms, _, seq = version.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
+class StreamStoryIndex(StoryIndex):
+    """The index as a Redis stream (see the module docstring), answered from a local copy.
+
+    Each lookup first reads the entries after the last one applied (the whole window when the
+    process starts); the version is the id of the last entry applied. A creation appends only
+    if the stream still ends there, then applies its own entries. A stream that ends before
+    the version (it expired, or was deleted) is read again from its start.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        layout: KeyLayout,
+        window: int,
+        clock: Clock,
+        *,
+        page: int = PAGE,
+    ) -> None:
         self._client = client
-        self._layout = layout
-        self._buckets = Buckets(window, INDEX_BUCKETS_PER_WINDOW)
+        self._key = layout.index_stream()
+        self._window = window
+        self._keep_ms = (window + TRIM_MARGIN_SECONDS) * 1000
         self._clock = clock
-        self._lookup = client.register_script(_LOOKUP)
+        self._page = page
+        self._local = LocalStoryIndex(window)
+        self._version = EMPTY_VERSION
+        self._lock = threading.Lock()
         self._create = client.register_script(_CREATE)
-        self._create_many = client.register_script(_CREATE_MANY)
-        self._cached_live: list[int] = []
-        self._cached_band_keys: dict[int, list[str]] = {}
 
-    def _lookup_call(self, bands: Sequence[bytes], live: list[int]) -> tuple[list[str], list[Any]]:
-        layout = self._layout
-        keys = [layout.index_version()] + [layout.index_signatures(b) for b in live]
-        if live != self._cached_live:  # band keys by shard, for these live buckets
-            self._cached_live, self._cached_band_keys = list(live), {}
-        cached = self._cached_band_keys
-        shards = layout.shards
-        for band in bands:
-            shard = int.from_bytes(band[-3:], "big") % shards
-            per_bucket = cached.get(shard)
-            if per_bucket is None:
-                per_bucket = cached[shard] = layout.index_band_keys(live, [band])
-            keys += per_bucket
-        return keys, [len(live), *bands]
+    def _catch_up(self) -> None:
+        while True:
+            start = b"(" + self._version
+            entries: list[Any] = call_redis(partial(self._page_after, start)) or []
+            if entries:
+                decoded = decode_stories([fields[b"s"] for _, fields in entries])
+                self._local.extend(*decoded, self._clock.now().timestamp())
+                self._version = bytes(entries[-1][0])
+            if len(entries) < self._page:
+                return
 
-    @staticmethod
-    def _found(reply: list[Any]) -> Lookup:
-        candidates = tuple(
-            Candidate(
-                unpack_id(bytes(reply[i])),
-                _CREATED.unpack_from(bytes(reply[i + 1]))[0],
-                bytes(reply[i + 1])[_CREATED.size :],
-            )
-            for i in range(1, len(reply), 2)
-        )
-        return Lookup(bytes(reply[0]), candidates)
+    def _page_after(self, start: bytes) -> Any:
+        return self._client.xrange(self._key, start, count=self._page)
 
     def lookup(self, bands: Sequence[bytes]) -> Lookup:
-        keys, args = self._lookup_call(bands, self._buckets.live(self._clock.now().timestamp()))
-        return self._found(call_redis(lambda: self._lookup(keys=keys, args=args)))
+        return self.lookup_many([bands])[0]
 
     def lookup_many(self, bands: Sequence[Sequence[bytes]]) -> list[Lookup]:
-        if not bands:
-            return []
-        live = self._buckets.live(self._clock.now().timestamp())
-        pipe = self._client.pipeline(transaction=False)
-        for one in bands:
-            keys, args = self._lookup_call(one, live)
-            self._lookup(keys=keys, args=args, client=pipe)
-        return [self._found(reply) for reply in call_redis(pipe.execute)]
+        with self._lock:
+            self._catch_up()
+            found = self._local.find(bands, self._clock.now().timestamp())
+            return [Lookup(self._version, candidates) for candidates in found]
+
+    def create(
+        self, story_id: str, signature: bytes, bands: Sequence[bytes], version: bytes
+    ) -> bool:
+        return self.create_many([NewStory(story_id, signature, tuple(bands))], version)
 
     def create_many(self, stories: Sequence[NewStory], version: bytes) -> bool:
         if not stories:
             return True
         now = self._clock.now().timestamp()
-        bucket = self._buckets.current(now)
-        layout = self._layout
-        created = _CREATED.pack(int(now))
-        keys = [layout.index_version(), layout.index_signatures(bucket)]
-        args: list[bytes | int] = [
-            version,
-            self._buckets.ttl(bucket, now),
-            BAND_CAPACITY,
-            len(stories),
-            len(stories[0].bands),
-        ]
-        for story in stories:
-            if len(story.bands) != len(stories[0].bands):
-                raise ValueError("every story needs the same number of bands")
-            keys += layout.index_band_keys([bucket], story.bands)
-            args += [pack_id(story.story_id), created + story.signature, *story.bands]
-        return bool(call_redis(lambda: self._create_many(keys=keys, args=args)))
-
-    def create(
-        self, story_id: str, signature: bytes, bands: Sequence[bytes], version: bytes
-    ) -> bool:
-        now = self._clock.now().timestamp()
-        bucket = self._buckets.current(now)
-        layout = self._layout
-        keys = [layout.index_version(), layout.index_signatures(bucket)]
-        keys += [layout.index_bands(bucket, band) for band in bands]
-        args: list[bytes | int] = [
-            version,
-            self._buckets.ttl(bucket, now),
-            pack_id(story_id),
-            _CREATED.pack(int(now)) + signature,
-            BAND_CAPACITY,
-            *bands,
-        ]
-        return bool(call_redis(lambda: self._create(keys=keys, args=args)))
+        created = int(now)
+        entries = [encode_story(s.story_id, created, s.signature, s.bands) for s in stories]
+        now_ms = int(now * 1000)
+        args: list[bytes | int] = [version, now_ms, max(0, now_ms - self._keep_ms), self._keep_ms]
+        args += entries
+        with self._lock:
+            if version != self._version:
+                return False  # a lookup of this process has moved on: the stream has too
+            reply = call_redis(lambda: self._create(keys=[self._key], args=args))
+            if not int(reply[0]):
+                if _id(bytes(reply[1])) < _id(self._version):  # a new stream: read it all
+                    self._local.clear()
+                    self._version = EMPTY_VERSION
+                return False
+            self._local.add([(s.story_id, created, s.signature, s.bands) for s in stories], now)
+            self._version = bytes(reply[-1])
+            return True

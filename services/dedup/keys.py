@@ -1,14 +1,12 @@
 """Every Redis key dedup writes: what it holds, how long it lives, which hash slot it lands on.
 
-Memory is bounded by time, never by hope: every key below but one carries a TTL, and records
+Memory is bounded by time, never by hope: every key below carries a TTL, and records
 are grouped into *time buckets* so that one TTL per bucket expires many records at once (a
 Redis key costs ~100 bytes before it holds anything; a field in a small hash costs ~30).
 A record written at time t lands in bucket ``floor(t / w)`` with ``w = lifetime / 8`` and that
 bucket's key expires at its end plus ``lifetime``: a record is kept at least ``lifetime`` and at
-most ``lifetime + w``; lookups read the 9 newest buckets. The near-duplicate index (``l``
-keys) uses ``w = window / 2`` instead (kept one to one and a half windows, 3 buckets read): a
-lookup reads every band of every live bucket that holds signatures, so fewer buckets make it
-3x cheaper. ``<p>`` is
+most ``lifetime + w``; lookups read the 9 newest buckets. The near-duplicate index is one
+stream instead, trimmed by time (see ``dmzwatch.dedup.index``). ``<p>`` is
 ``DMZWATCH_REDIS_KEY_PREFIX`` (it must not contain ``{``), ``<s>`` a shard number (a hash of the
 record's name modulo ``DMZWATCH_DEDUP_SHARDS``), ``<t>`` a bucket number.
 
@@ -20,35 +18,39 @@ key                              holds (field → value, binary)                
                                  ``g``+feed/GUID → hash of the article id;       (+1 bucket)
                                  ``c``+text hash → article and outlet hashes,
                                  story; ``o``+story → story start and outlets
-``<p>l{lsh}:s:<t>`` (hash)       story → created (u32) + MinHash signature       ``DMZWATCH_STORY_
-                                 (128 × 16 bits)                                 WINDOW_SECONDS``
-``<p>l{lsh}:b:<t>:<n>`` (hash)   band number + band hash → up to 4 story ids     (+½ window)
-``<p>l{lsh}:v`` (string)         the index version (one counter, no TTL)         one key
+``<p>l{lsh}:stream1`` (stream)   one entry per story created, its id the         entries: ``DMZ
+                                 creation time in ms: field ``s`` → packed       WATCH_STORY_
+                                 story id, created (u32), MinHash signature      WINDOW_SECONDS``
+                                 (128 × 16 bits), 32 band hashes (4 bytes        + 10 min; the
+                                 each)                                           key: as long
+                                                                                 after the last
+                                                                                 story
 ===============================  ==============================================  ================
 
 A story's outlets count only while it is younger than the story window (its start is stored);
-the index forgets the story after the window, so a later copy starts a new story.
+the index forgets the story after the window, so a later copy starts a new story. The ``1`` in
+``stream1`` is the index's format: a deployment with another format ignores the key (the
+format before it, hashes ``l{lsh}:s:<t>``, ``l{lsh}:b:<t>:<n>`` and the counter ``l{lsh}:v``,
+expire but for the counter, which can be deleted).
 
 Redis Cluster: every script touches one hash slot. Exact records of one shard share the tag
 ``{<s>}``, so a lookup over all its buckets and the write are one atomic script; different
 shards spread over the cluster. The near-duplicate index is deliberately *one* slot (tag
 ``{lsh}``): finding a story's look-alikes and creating the story must be atomic across
 replicas, or two copies handled at the same moment would each start a story (optimistic: the
-create succeeds only if the version read with the lookup is unchanged). It costs about 1.1 KB per
-story in the window, so one node holds ~1 million stories per GB; the alert ledger's keys in the
-classifier carry the story id as their tag (``{<story>}``).
+create succeeds only if the stream still ends at the entry read with the lookup). It costs
+about 490 bytes per story in the window in Redis (~2 million stories per GB), and each dedup
+process keeps a copy at 0.65–1.1 KB per story (``dmzwatch.dedup.local_index``). The alert
+ledger's keys in the classifier carry the story id as their tag (``{<story>}``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 BUCKETS_PER_LIFETIME = 8
-# The index is read 32 times per bucket by every lookup (one read per band), so it has fewer,
-# wider buckets: a story is kept between one and one and a half windows.
-INDEX_BUCKETS_PER_WINDOW = 2
 INDEX_TAG = "{lsh}"
+INDEX_FORMAT = 1  # of the index stream's entries (``dmzwatch.dedup.index.encode_story``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,22 +94,5 @@ class KeyLayout:
     def records(self, namespace: str, shard: int, bucket: int) -> str:
         return f"{self.prefix}{namespace}{{{shard:x}}}:{bucket:x}"
 
-    def index_version(self) -> str:
-        return f"{self.prefix}l{INDEX_TAG}:v"
-
-    def index_signatures(self, bucket: int) -> str:
-        return f"{self.prefix}l{INDEX_TAG}:s:{bucket:x}"
-
-    def index_bands(self, bucket: int, band_field: bytes) -> str:
-        return f"{self.prefix}l{INDEX_TAG}:b:{bucket:x}:{self.shard(band_field):x}"
-
-    def index_band_keys(self, buckets: Sequence[int], bands: Sequence[bytes]) -> list[str]:
-        """``index_bands(b, band)`` for each band and, within it, each bucket (a lookup names
-        ~100 keys, so this is built without a call per key)."""
-        heads = [f"{self.prefix}l{INDEX_TAG}:b:{b:x}:" for b in buckets]
-        shards = self.shards
-        return [
-            head + format(int.from_bytes(band[-3:], "big") % shards, "x")
-            for band in bands
-            for head in heads
-        ]
+    def index_stream(self) -> str:
+        return f"{self.prefix}l{INDEX_TAG}:stream{INDEX_FORMAT}"

@@ -6,7 +6,6 @@ import pytest
 
 from dmzwatch.dedup.cluster import article_from, memory_store
 from dmzwatch.dedup.index import Lookup, MemoryStoryIndex, NewStory, StoryIndex
-from dmzwatch.dedup.keys import KeyLayout
 from dmzwatch.dedup.store import Sighting
 from dmzwatch.dedup.stories import BATCH_ATTEMPTS
 from dmzwatch.shared.clock import ManualClock
@@ -106,11 +105,3 @@ def test_a_story_another_replica_starts_meanwhile_is_joined_not_duplicated(races
     [result] = store.remember_many([(copy, "raw/0/1")])
     assert isinstance(result, Sighting)
     assert result.story_id == "elsewhere" and result.match == "near"
-
-
-def test_band_keys_built_at_once_are_the_keys_named_one_by_one() -> None:
-    layout = KeyLayout("p:", 1024)
-    bands = [bytes([j]) + bytes([j * 7 % 256, 3, j, 200 - j]) for j in range(32)]
-    assert layout.index_band_keys([9, 8, 7], bands) == [
-        layout.index_bands(b, band) for band in bands for b in (9, 8, 7)
-    ]
