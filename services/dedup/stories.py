@@ -169,8 +169,8 @@ class StoryStore(SeenStore):
                 claimed.append(p)
                 continue
             known = ArticleRecord.decode(held)
-            text, token = p.record.recent[0]
-            if known.revision_of(token) is None and known.knows(text):  # an unchanged repeat
+            text_hash, token_hash = p.record.recent[0]  # this record's
+            if known.revision_of(token_hash) is None and known.knows(text_hash):  # a plain repeat
                 results[p.index] = Sighting(_repeat_kind(p.article), known.story or p.own_id)
             else:  # an update or a re-delivery
                 later.append(p.index)
