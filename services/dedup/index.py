@@ -41,6 +41,7 @@ __all__ = [
     "StreamStoryIndex",
     "decode_stories",
     "decode_story",
+    "encode_stories",
     "encode_story",
 ]
 
@@ -73,6 +74,7 @@ return out
 """
 _HEAD = struct.Struct("<IH")  # created (epoch seconds), signature length
 _NUMBERED, _LISTED = 0, 1  # band field forms: band j is bytes([j]) + 4 bytes, or any bytes
+_FIVE = frozenset([5])
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +166,38 @@ def encode_story(story_id: str, created: int, signature: bytes, bands: Sequence[
     """A stream entry: packed id (length-prefixed), created and signature length, signature,
     then the bands: numbered (band j is ``bytes([j])`` and 4 bytes: the 4 bytes each) or listed
     (each length-prefixed), after a form byte and their count."""
-    packed = pack_id(story_id)
-    head = bytes([len(packed)]) + packed + _HEAD.pack(created, len(signature)) + signature
-    if all(len(band) == 5 and band[0] == j for j, band in enumerate(bands)):
-        return head + bytes([_NUMBERED, len(bands)]) + b"".join(band[1:] for band in bands)
-    listed = b"".join(bytes([len(band)]) + band for band in bands)
-    return head + bytes([_LISTED, len(bands)]) + listed
+    return encode_stories([(story_id, created, signature, bands)])[0]
+
+
+def encode_stories(stories: Sequence[tuple[str, int, bytes, Sequence[bytes]]]) -> list[bytes]:
+    """:func:`encode_story` of each (story id, created, signature, bands): the bands of all
+    are checked for the numbered form, and stripped of their numbers, at once."""
+    flat = [band for *_, bands in stories for band in bands]
+    counts = [len(bands) for *_, bands in stories]
+    numbered = [False] * len(stories)
+    hashes = b""
+    if len(stories) > 1 and not set(map(len, flat)) <= _FIVE:  # never from the signer
+        return [entry for story in stories for entry in encode_stories([story])]
+    if set(map(len, flat)) <= _FIVE:  # else the story's bands are listed
+        fields = np.frombuffer(b"".join(flat), np.uint8).reshape(len(flat), 5)
+        starts = np.cumsum(counts) - counts
+        number = np.arange(len(flat)) - np.repeat(starts, counts)  # each band's place
+        owner = np.repeat(np.arange(len(stories)), counts)
+        misplaced = np.bincount(owner[fields[:, 0] != number], minlength=len(stories))
+        numbered = (misplaced == 0).tolist()
+        hashes = fields[:, 1:].tobytes()
+    out = []
+    at = 0
+    for (story_id, created, signature, bands), plain in zip(stories, numbered, strict=True):
+        packed = pack_id(story_id)
+        head = bytes([len(packed)]) + packed + _HEAD.pack(created, len(signature)) + signature
+        if plain or not bands:
+            out.append(head + bytes([_NUMBERED, len(bands)]) + hashes[at : at + 4 * len(bands)])
+        else:
+            listed = b"".join(bytes([len(band)]) + band for band in bands)
+            out.append(head + bytes([_LISTED, len(bands)]) + listed)
+        at += 4 * len(bands)
+    return out
 
 
 def decode_story(raw: bytes) -> tuple[str, int, bytes, tuple[bytes, ...]]:
@@ -293,7 +321,7 @@ class StreamStoryIndex(StoryIndex):
             return True
         now = self._clock.now().timestamp()
         created = int(now)
-        entries = [encode_story(s.story_id, created, s.signature, s.bands) for s in stories]
+        entries = encode_stories([(s.story_id, created, s.signature, s.bands) for s in stories])
         now_ms = int(now * 1000)
         args: list[bytes | int] = [version, now_ms, max(0, now_ms - self._keep_ms), self._keep_ms]
         args += entries
@@ -306,6 +334,6 @@ class StreamStoryIndex(StoryIndex):
                     self._local.clear()
                     self._version = EMPTY_VERSION
                 return False
-            self._local.add([(s.story_id, created, s.signature, s.bands) for s in stories], now)
+            self._local.extend(*decode_stories(entries), now)
             self._version = bytes(reply[-1])
             return True

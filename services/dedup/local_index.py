@@ -12,6 +12,8 @@ import numpy as np
 from dmzwatch.dedup.entries import pack_id, unpack_id
 
 BAND_CAPACITY = 4  # stories kept per band value: the newest; a band shared by many is noise
+FILTER_BITS = 16  # per key in the main band table's filter (a bit set for each key held)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # the filter's multiplicative hash (odd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,45 @@ def band_keys(bands: Sequence[bytes]) -> np.ndarray:
     return np.fromiter(map(_band_key, bands), dtype=np.uint64, count=len(bands))
 
 
+def earlier_sharing(bands: Sequence[Sequence[bytes]]) -> list[list[int]]:
+    """For each band set, the earlier sets (their places in ``bands``) holding one of its band
+    fields, in order of first sighting: by the first of its fields found there, then by place
+    (as a dict from band field to the earlier sets holding it, looked up field by field,
+    would give them). Band fields rarely repeat, so the search is one sort of their keys."""
+    out: list[list[int]] = [[] for _ in bands]
+    flat = [band for one in bands for band in one]
+    if len(flat) < 2:
+        return out
+    keys = band_keys(flat)
+    order = np.argsort(keys, kind="stable")  # equal keys: by place in ``flat``
+    ordered = keys[order]
+    repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if not len(repeats):
+        return out
+    sizes = [len(one) for one in bands]
+    owner = np.repeat(np.arange(len(bands)), sizes).tolist()
+    start = (np.cumsum(sizes) - sizes).tolist()
+    # runs of equal keys: each starts at a repeat whose predecessor is not one
+    firsts = repeats[np.r_[True, repeats[1:] != repeats[:-1] + 1]]
+    found: dict[tuple[int, int], int] = {}  # (set, earlier set) -> first field of set found
+    for first in firsts.tolist():
+        end = first + 1
+        while end < len(ordered) and ordered[end] == ordered[first]:
+            end += 1
+        run = order[first:end].tolist()
+        for y, later in enumerate(run):
+            i = owner[later]
+            for earlier in run[:y]:
+                j = owner[earlier]
+                if j < i and flat[earlier] == flat[later]:  # keys of 8+ bytes are hashes
+                    field = later - start[i]
+                    if found.get((i, j), field + 1) > field:
+                        found[(i, j)] = field
+    for i, _, j in sorted((i, field, j) for (i, j), field in found.items()):
+        out[i].append(j)
+    return out
+
+
 def _band_key(band: bytes) -> int:
     if len(band) <= 7:
         return len(band) << 56 | int.from_bytes(band, "big")
@@ -39,16 +80,46 @@ def _band_key(band: bytes) -> int:
 
 
 class _BandTable:
-    """Band keys in ascending order, equal keys by row (oldest first), and each one's row."""
+    """Band keys in ascending order, equal keys by row (oldest first), and each one's row;
+    optionally a filter of the keys held (:meth:`filtered`; the main table's) so that a search
+    skips most keys that are not here without reading the large sorted table."""
 
-    __slots__ = ("keys", "rows")
+    __slots__ = ("bits", "keys", "marked", "room", "rows", "shift")
 
     def __init__(self, keys: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
         self.keys = np.empty(0, np.uint64) if keys is None else keys
         self.rows = np.empty(0, np.uint32) if rows is None else rows
+        self.bits: np.ndarray | None = None  # the filter: bit h(key) set for each key marked
+        self.shift = np.uint64(64)  # h(key) is the top bits of key * _GOLDEN
+        self.marked = 0  # keys marked in the filter (also those dropped since)
+        self.room = 0  # keys the filter was sized for
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def filtered(self, previous: _BandTable, added: np.ndarray) -> _BandTable:
+        """This table with a filter of its keys: ``previous``'s (taken over, no copy) with the
+        ``added`` keys marked while it has room, else a new one with room for twice as many
+        keys as here, ``FILTER_BITS`` each (so at most ~1/16 of the keys not here pass)."""
+        if previous.bits is not None and previous.marked + len(added) <= previous.room:
+            self.bits, self.shift, self.room = previous.bits, previous.shift, previous.room
+            self.marked = previous.marked + len(added)
+            slots = self._slots(added)
+            bit = np.left_shift(1, slots & np.uint64(7), dtype=np.uint8)
+            np.bitwise_or.at(self.bits, (slots >> np.uint64(3)).astype(np.intp), bit)
+            return self
+        self.room = 2 * len(self.keys)
+        size = max(8, FILTER_BITS * self.room - 1).bit_length()
+        self.shift = np.uint64(64 - size)
+        held = np.zeros(1 << size, dtype=bool)
+        held[self._slots(self.keys)] = True
+        self.bits = np.packbits(held, bitorder="little")
+        self.marked = len(self.keys)
+        return self
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        slots: np.ndarray = (keys * _GOLDEN) >> self.shift
+        return slots
 
     def merged(self, keys: np.ndarray, rows: np.ndarray) -> _BandTable:
         """This table with ``keys`` (sorted, their rows newer than any here) merged in."""
@@ -64,12 +135,25 @@ class _BandTable:
     def newest(self, keys: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``take[i]`` of the newest rows of ``keys[i]`` (sorted), each key's oldest first,
         as (rows, index of their key); ``take`` is lowered to the number taken."""
-        high = np.searchsorted(self.keys, keys, side="right")
-        np.minimum(take, high - np.searchsorted(self.keys, keys, side="left"), out=take)
-        which = np.repeat(np.arange(len(keys)), take)
-        starts = np.cumsum(take) - take
-        at = np.repeat(high - take - starts, take) + np.arange(len(which))
-        return self.rows[at], which
+        if not len(self):
+            take[:] = 0
+            return self.rows[:0], np.empty(0, np.intp)
+        at = np.arange(len(keys))  # the keys that may be here
+        if self.bits is not None:
+            slots = self._slots(keys)
+            at = np.flatnonzero(self.bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)) & 1)
+        low = np.searchsorted(self.keys, keys[at], side="left")
+        held = self.keys[np.minimum(low, len(self) - 1)] == keys[at]
+        at, low = at[held], low[held]
+        high = np.searchsorted(self.keys, keys[at], side="right")
+        count = np.zeros(len(keys), np.int64)
+        count[at] = high - low
+        np.minimum(take, count, out=take)
+        taken = take[at]
+        which = np.repeat(at, taken)
+        starts = np.cumsum(taken) - taken
+        rows = np.repeat(high - taken - starts, taken) + np.arange(len(which))
+        return self.rows[rows], which
 
 
 class LocalStoryIndex:
@@ -145,7 +229,7 @@ class LocalStoryIndex:
             del self._stories[: self._starts[gone]]
             self._starts = self._starts[gone:] - self._starts[gone]
             self._created = self._created[gone:]
-        self._main, self._tail = merged, _BandTable()
+        self._main, self._tail = merged.filtered(self._main, self._tail.keys), _BandTable()
 
     def find(self, bands: Sequence[Sequence[bytes]], now: float) -> list[tuple[Candidate, ...]]:
         """The stories sharing a band with each of ``bands`` and in the window at ``now``."""
@@ -195,9 +279,11 @@ def _row(story_id: str, signature: bytes) -> bytes:
 
 def _ranks(groups: np.ndarray) -> np.ndarray:
     """Each element's place within its run of equal ``groups`` values (runs are contiguous)."""
+    places = np.arange(len(groups))
     if not len(groups):
-        return groups
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    sizes = np.diff(np.r_[starts, len(groups)])
-    ranks: np.ndarray = np.arange(len(groups)) - np.repeat(starts, sizes)
+        return places
+    opens = np.empty(len(groups), dtype=bool)
+    opens[0] = True
+    np.not_equal(groups[1:], groups[:-1], out=opens[1:])
+    ranks: np.ndarray = places - np.maximum.accumulate(np.where(opens, places, 0))
     return ranks

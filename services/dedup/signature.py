@@ -131,6 +131,26 @@ def similarity(a: bytes, b: bytes) -> float:
     return float(np.count_nonzero(left == right)) / NUM_PERM
 
 
+def similarities(left: Sequence[bytes], right: Sequence[bytes]) -> list[float]:
+    """``similarity(left[i], right[i])`` for each ``i``, in one numpy comparison."""
+    if not left:
+        return []
+    valid = [
+        len(a) == SIGNATURE_BYTES and len(b) == SIGNATURE_BYTES
+        for a, b in zip(left, right, strict=True)
+    ]
+    if not all(valid):  # malformed pairs compare two blank signatures, then count 0
+        blank = bytes(SIGNATURE_BYTES)
+        left = [a if ok else blank for a, ok in zip(left, valid, strict=True)]
+        right = [b if ok else blank for b, ok in zip(right, valid, strict=True)]
+    shape = (len(valid), NUM_PERM)
+    lhs = np.frombuffer(b"".join(left), dtype="<u2").reshape(shape)
+    rhs = np.frombuffer(b"".join(right), dtype="<u2").reshape(shape)
+    equal = np.count_nonzero(lhs == rhs, axis=1) * np.asarray(valid)
+    scores: list[float] = (equal / NUM_PERM).tolist()
+    return scores
+
+
 def permutations(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     """The affine permutations ``h -> a * h + b mod 2**32`` datasketch's ``MinHash`` draws for
     ``seed`` with ``scheme="affine32"`` (``a`` odd, so each is a bijection)."""

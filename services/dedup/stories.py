@@ -41,9 +41,10 @@ from dmzwatch.dedup.entries import (
     pack_id,
 )
 from dmzwatch.dedup.index import Candidate, NewStory, StoryIndex
+from dmzwatch.dedup.local_index import earlier_sharing
 from dmzwatch.dedup.outlets import Outlets
 from dmzwatch.dedup.records import RecordStore
-from dmzwatch.dedup.signature import DEFAULT_THRESHOLD, Signature, Signer
+from dmzwatch.dedup.signature import DEFAULT_THRESHOLD, Signature, Signer, similarities
 from dmzwatch.dedup.store import DuplicateKind, Match, SeenStore, Sighting
 from dmzwatch.shared.clock import Clock
 from dmzwatch.shared.errors import InvalidMessage, RetryableError
@@ -257,27 +258,42 @@ class StoryStore(SeenStore):
 
     def _create_batch(self, signed: list[tuple[_Pending, Signature]], now: datetime) -> bool:
         """Look the batch up, decide each article's story (stories started earlier in the batch
-        are candidates too) and create the new stories at once; False when another replica
-        changed the index since the look-up (nothing was created)."""
+        are candidates too, when they share a band) and create the new stories at once; False
+        when another replica changed the index since the look-up (nothing was created). Every
+        candidate's similarity is computed at once, before the decisions."""
         assert self._index is not None
-        lookups = self._index.lookup_many([s.bands for _, s in signed])
+        bands = [s.bands for _, s in signed]
+        lookups = self._index.lookup_many(bands)
         versions = {lookup.version for lookup in lookups}
         if len(versions) != 1:
             return False
         oldest = now.timestamp() - self._window
         created = int(now.timestamp())
-        started: dict[bytes, list[Candidate]] = {}  # band -> stories this batch starts
+        earlier = earlier_sharing(bands)  # the batch's articles sharing a band with each one
+        left: list[bytes] = []
+        right: list[bytes] = []
+        for (_, signature), lookup, others in zip(signed, lookups, earlier, strict=True):
+            right += [c.signature for c in lookup.candidates]
+            right += [signed[j][1].packed for j in others]
+            left += [signature.packed] * (len(lookup.candidates) + len(others))
+        scores = iter(similarities(left, right))
+        started = [False] * len(signed)  # whether each article starts a story
         new: list[NewStory] = []
-        for (p, signature), lookup in zip(signed, lookups, strict=True):
+        for i, ((p, signature), lookup) in enumerate(zip(signed, lookups, strict=True)):
             own = p.article.article_id
             p.story, p.match = own, "new"
-            ours = {c.story_id: c for b in signature.bands for c in started.get(b, ())}
-            candidates = (*lookup.candidates, *ours.values())
-            if any(c.story_id == own for c in candidates):
+            found = [(c, next(scores)) for c in lookup.candidates]
+            ours: dict[str, tuple[Candidate, float]] = {}
+            for j in earlier[i]:
+                score = next(scores)
+                if started[j]:
+                    story_id = signed[j][0].article.article_id
+                    ours.setdefault(story_id, (Candidate(story_id, created, b""), score))
+            found += ours.values()
+            if any(c.story_id == own for c, _ in found):
                 continue  # our own story: this record was handled before
             best: tuple[float, int, Candidate] | None = None
-            for candidate in candidates:
-                score = signature.similarity(candidate.signature)
+            for candidate, score in found:
                 if candidate.created < oldest or score < self._threshold:
                     continue
                 if best is None or (score, -candidate.created) > best[:2]:
@@ -285,9 +301,7 @@ class StoryStore(SeenStore):
             if best is not None:
                 p.story, p.match = best[2].story_id, "near"
             else:
-                story = Candidate(own, created, signature.packed)
-                for band in signature.bands:
-                    started.setdefault(band, []).append(story)
+                started[i] = True
                 new.append(NewStory(own, signature.packed, signature.bands))
         return self._index.create_many(new, versions.pop())
 

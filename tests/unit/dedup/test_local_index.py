@@ -12,9 +12,16 @@ from dmzwatch.dedup.index import (
     NewStory,
     decode_stories,
     decode_story,
+    encode_stories,
     encode_story,
 )
-from dmzwatch.dedup.local_index import BAND_CAPACITY, Candidate, LocalStoryIndex, band_keys
+from dmzwatch.dedup.local_index import (
+    BAND_CAPACITY,
+    Candidate,
+    LocalStoryIndex,
+    band_keys,
+    earlier_sharing,
+)
 from dmzwatch.shared.clock import ManualClock
 
 WINDOW = 3600
@@ -154,3 +161,33 @@ def test_stream_entries_read_in_bulk_index_as_the_stories_added_one_by_one() -> 
     queries = [random_bands(rng, listed=n % 2 == 0) for n in range(40)]
     expected = added.find(queries, now(clock))
     assert read.find(queries, now(clock)) == expected and sum(map(len, expected)) > 40
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_earlier_sharing_is_a_dict_of_band_holders_looked_up_field_by_field(seed: int) -> None:
+    rng = random.Random(seed)
+    batch = [random_bands(rng, listed=seed % 2 == 1) for _ in range(rng.randint(0, 40))]
+    if seed == 0:
+        batch = [numbered([n, n]) for n in range(30)]  # no band shared
+    holders: dict[bytes, list[int]] = {}
+    expected = []
+    for i, bands in enumerate(batch):
+        first_seen = {j: None for band in bands for j in holders.get(band, ())}
+        expected.append(list(first_seen))
+        for band in bands:
+            holders.setdefault(band, []).append(i)
+    assert earlier_sharing(batch) == expected
+    assert seed == 0 or any(expected)
+
+
+def test_stream_entries_encoded_at_once_are_those_encoded_one_by_one() -> None:
+    rng = random.Random(4)
+    sig = rng.randbytes(256)
+    misnumbered = (*numbered([1, 2])[:1], b"\x00abcd")
+    kinds = [numbered([1, 2, 3]), (), misnumbered, (b"\x00abc", b"\x01abcde"), numbered([9] * 32)]
+    stories = [(f"s{n}", 1_800_000_000 + n, sig, kinds[n % len(kinds)]) for n in range(12)]
+    for batch in (stories, stories[:2], [s for s in stories if len(s[3]) != 2]):
+        assert encode_stories(batch) == [encode_story(*s) for s in batch]
+    assert [decode_story(raw) for raw in encode_stories(stories)] == stories
+    assert encode_story(*stories[0])[-14:-12] == bytes([0, 3])  # numbered: 3 bands of 4 bytes
+    assert encode_story(*stories[2])[-14:-12] == bytes([1, 2])  # misnumbered: listed

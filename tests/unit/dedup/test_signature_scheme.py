@@ -22,6 +22,7 @@ from dmzwatch.dedup.signature import (
     Signer,
     permutations,
     shingles,
+    similarities,
     similarity,
 )
 from tests.stories import labelled_articles
@@ -184,3 +185,20 @@ def test_estimates_track_the_true_jaccard_of_random_sets() -> None:
     assert abs(sum(errors) / len(errors)) < 0.01
     spread = sum(e * e for e in errors) / sum(variances)
     assert 0.7 < spread < 1.4, spread
+
+
+def test_similarities_are_each_pairs_similarity() -> None:
+    rng = random.Random(5)
+    base = rng.randbytes(SIGNATURE_BYTES)
+    other = rng.randbytes(SIGNATURE_BYTES)
+    right = [
+        bytes(a if rng.random() < share else b for a, b in zip(base, other, strict=True))
+        for share in (0.0, 0.3, 0.9, 1.0)
+    ]
+    right += [b"", base[:-2], base + b"xx"]  # malformed: 0
+    left = [base] * len(right)
+    left[0] = b"short"
+    scores = similarities(left, right)
+    assert scores == [similarity(a, b) for a, b in zip(left, right, strict=True)]
+    assert scores[0] == 0 and scores[3] == 1.0 and 0 < scores[1] < scores[2] < 1
+    assert similarities([], []) == []
