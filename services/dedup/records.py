@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
@@ -50,73 +50,73 @@ return false
 """
 
 
-# The batch scripts: one call handles many entries, in order, with the per-entry semantics of
-# the scripts above. KEYS: the live buckets (current first) of each shard the call names, ``nb``
-# per shard; ARGV: nb, then (claim) the TTL, then per entry the shard's 0-based position in KEYS
-# and the entry's arguments. Replies are flat. Entries are looped, never ``unpack``ed (Lua's
+# The batch script: one call runs many operations, in order, each with the semantics of the
+# script above of its kind. ARGV: nb (live buckets per shard), the TTL (for claims), either ''
+# (the shards' buckets are declared in KEYS, nb per shard, current first) or the key prefix
+# (``<prefix><namespace>``: the script names the keys itself, see RedisRecords), then the
+# operations' descriptor: 4 bytes per operation, its arity (1: get name, 2: claim name value,
+# 3: swap name expected new) and its shard (its 0-based position in KEYS, or its number; 3
+# bytes, big-endian); then (with a prefix) the nb live bucket numbers in hex, current first;
+# then every operation's arguments. Two reply values per operation: claim (won, value held),
+# get (found, value or nil), swap (done, 0). Operations are looped, never ``unpack``ed (Lua's
 # stack takes ~8,000 values).
-_CLAIM_BATCH = """
+_RUN_BATCH = """
 local nb = tonumber(ARGV[1])
 local ttl = ARGV[2]
+local base = ARGV[3]
+local desc = ARGV[4]
+local j = 5
+local buckets = {}
+if base ~= '' then
+  for i = 1, nb do buckets[i] = ARGV[j]; j = j + 1 end
+end
+local shards = {}
 local out, n, fresh = {}, 0, {}
-for j = 3, #ARGV, 3 do
-  local base = tonumber(ARGV[j]) * nb
-  local name = ARGV[j + 1]
-  local held = false
-  for i = base + 1, base + nb do
-    held = redis.call('HGET', KEYS[i], name)
-    if held then break end
-  end
-  if held then
-    out[n + 1], out[n + 2] = 0, held
-  else
-    local key = KEYS[base + 1]
-    redis.call('HSET', key, name, ARGV[j + 2])
-    if not fresh[base] then
-      fresh[base] = true
-      if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+for d = 1, #desc, 4 do
+  local arity, s1, s2, s3 = string.byte(desc, d, d + 3)
+  local shard = (s1 * 256 + s2) * 256 + s3
+  local name = ARGV[j]
+  local ks = shards[shard]
+  if not ks then
+    ks = {}
+    if base == '' then
+      local at = shard * nb
+      for i = 1, nb do ks[i] = KEYS[at + i] end
+    else
+      local head = base .. '{' .. string.format('%x', shard) .. '}:'
+      for i = 1, nb do ks[i] = head .. buckets[i] end
     end
-    out[n + 1], out[n + 2] = 1, ARGV[j + 2]
+    shards[shard] = ks
+  end
+  local held, at = false, 0
+  for i = 1, nb do
+    held = redis.call('HGET', ks[i], name)
+    if held then at = i; break end
+  end
+  if arity == 2 then
+    if held then
+      out[n + 1], out[n + 2] = 0, held
+    else
+      local key, value = ks[1], ARGV[j + 1]
+      redis.call('HSET', key, name, value)
+      if not fresh[key] then
+        fresh[key] = true
+        if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+      end
+      out[n + 1], out[n + 2] = 1, value
+    end
+  elseif arity == 1 then
+    if held then out[n + 1], out[n + 2] = 1, held else out[n + 1], out[n + 2] = 0, false end
+  else
+    local done = 0
+    if held and held == ARGV[j + 1] then
+      redis.call('HSET', ks[at], name, ARGV[j + 2])
+      done = 1
+    end
+    out[n + 1], out[n + 2] = done, 0
   end
   n = n + 2
-end
-return out
-"""
-_SWAP_BATCH = """
-local nb = tonumber(ARGV[1])
-local out, n = {}, 0
-for j = 2, #ARGV, 4 do
-  local base = tonumber(ARGV[j]) * nb
-  local name = ARGV[j + 1]
-  local done = 0
-  for i = base + 1, base + nb do
-    local v = redis.call('HGET', KEYS[i], name)
-    if v then
-      if v == ARGV[j + 2] then
-        redis.call('HSET', KEYS[i], name, ARGV[j + 3])
-        done = 1
-      end
-      break
-    end
-  end
-  n = n + 1
-  out[n] = done
-end
-return out
-"""
-_GET_BATCH = """
-local nb = tonumber(ARGV[1])
-local out, n = {}, 0
-for j = 2, #ARGV, 2 do
-  local base = tonumber(ARGV[j]) * nb
-  local name = ARGV[j + 1]
-  local v = false
-  for i = base + 1, base + nb do
-    v = redis.call('HGET', KEYS[i], name)
-    if v then break end
-  end
-  n = n + 1
-  out[n] = v
+  j = j + arity
 end
 return out
 """
@@ -126,6 +126,32 @@ return out
 BATCH_CHUNK = 1000
 
 T = TypeVar("T")
+_DESC_OF_ARITY = [b"", b"\x01", b"\x02", b"\x03"]  # an operation's first descriptor byte
+
+
+class Claim(NamedTuple):
+    """``claim(name, value)`` in a mixed batch (``run_many``); answered ``(won, held)``."""
+
+    name: bytes
+    value: bytes
+
+
+class Get(NamedTuple):
+    """``get(name)`` in a mixed batch; answered by the value or None."""
+
+    name: bytes
+
+
+class Swap(NamedTuple):
+    """``swap(name, expected, new)`` in a mixed batch; answered True when it swapped."""
+
+    name: bytes
+    expected: bytes
+    new: bytes
+
+
+Op = Claim | Get | Swap
+Reply = tuple[bool, bytes] | bytes | bool | None
 
 
 class RecordStore(ABC):
@@ -159,6 +185,19 @@ class RecordStore(ABC):
 
     def swap_many(self, entries: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
         return [self.swap(name, expected, new) for name, expected, new in entries]
+
+    def run_many(self, ops: Sequence[Op]) -> list[Reply]:
+        """Claims, gets and swaps mixed, applied in order with the answers of the calls one
+        after another (see the classes ``Claim``, ``Get``, ``Swap``)."""
+        out: list[Reply] = []
+        for op in ops:
+            if isinstance(op, Claim):
+                out.append(self.claim(op.name, op.value))
+            elif isinstance(op, Get):
+                out.append(self.get(op.name))
+            else:
+                out.append(self.swap(op.name, op.expected, op.new))
+        return out
 
 
 class MemoryRecords(RecordStore):
@@ -205,14 +244,21 @@ class RedisRecords(RecordStore):
     A name's shard is fixed by its last bytes; every single-entry call is one Lua script on the
     shard's hash slot (all its buckets share the hash tag), so it is atomic on a cluster too.
 
-    Batches (``claim_many``, ``get_many``, ``swap_many``) are applied in order with the answers
-    the single-entry calls would give one after another (a name met twice in a batch sees the
-    first's effect). How they are sent depends on where the records live:
+    Batches (``claim_many``, ``get_many``, ``swap_many``, and ``run_many`` mixing the three) are
+    applied in order with the answers the single-entry calls would give one after another (a
+    name met twice in a batch sees the first's effect). How they are sent depends on where the
+    records live:
 
-    - a standalone Redis (``redis.Redis``): one script call handles the whole batch, declaring
-      in KEYS every bucket key of every shard the batch names. That call touches many hash
-      slots, which only a standalone server allows; it is atomic as a whole (stronger than the
-      contract needs).
+    - a standalone Redis (``redis.Redis``): one script call handles the whole batch. That call
+      touches many hash slots, which only a standalone server allows; it is atomic as a whole
+      (stronger than the contract needs). It does not declare its keys: it gets the key prefix
+      and the live bucket numbers once and each entry's shard number, and names the keys
+      itself. Declaring them (``declare_keys=True``) sends the 9 bucket keys of every shard
+      the batch names, which with many shards is ~9 keys per entry: ~3x the arguments to
+      pack, send and parse, for nothing a standalone server needs. The price: Redis only
+      tolerates undeclared keys in scripts without flags (a shebang), and a proxy that routes
+      by the declared keys (twemproxy, Envoy) cannot route these calls; behind one, pass
+      ``declare_keys=True``.
     - a Redis Cluster (a ``redis.cluster.RedisCluster`` client, or ``cluster=True`` to force it
       on any client): entries are grouped by shard and each shard's entries go in one script
       call on that shard's keys (one hash slot, tag ``{<shard>}``); the calls are pipelined.
@@ -232,6 +278,7 @@ class RedisRecords(RecordStore):
         clock: Clock,
         *,
         cluster: bool | None = None,
+        declare_keys: bool | None = None,
     ) -> None:
         self._client = client
         self._layout = layout
@@ -239,14 +286,17 @@ class RedisRecords(RecordStore):
         self._buckets = Buckets(lifetime)
         self._clock = clock
         self._cluster = isinstance(client, RedisCluster) if cluster is None else cluster
+        # a cluster script must declare its keys (one slot); a standalone one names them itself
+        self._declare = self._cluster or bool(declare_keys)
+        self._base = layout.prefix + namespace
+        self._shard_bytes: dict[int, bytes] = {}  # shard -> its 3 bytes in a descriptor
         self._claim = client.register_script(_CLAIM)
         self._swap = client.register_script(_SWAP)
         self._get = client.register_script(_GET)
-        self._claim_batch = client.register_script(_CLAIM_BATCH)
-        self._swap_batch = client.register_script(_SWAP_BATCH)
-        self._get_batch = client.register_script(_GET_BATCH)
+        self._batch = client.register_script(_RUN_BATCH)
         self._cached_bucket: int | None = None
         self._cached_keys: dict[int, list[str]] = {}
+        self._cached_live: list[str] = []
 
     def _keys(self, name: bytes, now: float) -> list[str]:
         return self._shard_keys(self._layout.shard(name), now)
@@ -266,6 +316,7 @@ class RedisRecords(RecordStore):
         current = self._buckets.current(now)
         if current != self._cached_bucket:
             self._cached_bucket, self._cached_keys = current, {}
+            self._cached_live = [f"{b:x}" for b in self._buckets.live(now)]
         return self._cached_keys
 
     def claim(self, name: bytes, value: bytes) -> tuple[bool, bytes]:
@@ -290,91 +341,118 @@ class RedisRecords(RecordStore):
     def claim_many(self, entries: Sequence[tuple[bytes, bytes]]) -> list[tuple[bool, bytes]]:
         if not entries:
             return []
-        now = self._clock.now().timestamp()
-        ttl = self._buckets.ttl(self._buckets.current(now), now)
-        out: list[tuple[bool, bytes]] = [(False, b"")] * len(entries)
-        for positions, reply in self._run(self._claim_batch, entries, [ttl], now):
-            for k, i in enumerate(positions):
-                out[i] = (bool(reply[2 * k]), bytes(reply[2 * k + 1]))
-        return out
+        replies = self._run_entries(entries)
+        return [(bool(replies[k]), bytes(replies[k + 1])) for k in range(0, len(replies), 2)]
 
     def get_many(self, names: Sequence[bytes]) -> list[bytes | None]:
         if not names:
             return []
-        now = self._clock.now().timestamp()
-        out: list[bytes | None] = [None] * len(names)
-        entries = [(name,) for name in names]
-        for positions, reply in self._run(self._get_batch, entries, [], now):
-            for i, value in zip(positions, reply, strict=True):
-                out[i] = bytes(value) if value else None
-        return out
+        replies = self._run_entries([(name,) for name in names])
+        return [bytes(value) if value else None for value in replies[1::2]]
 
     def swap_many(self, entries: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
         if not entries:
             return []
+        return [bool(done) for done in self._run_entries(entries)[::2]]
+
+    def run_many(self, ops: Sequence[Op]) -> list[Reply]:
+        if not ops:
+            return []
+        replies = self._run_entries(ops)
+        out: list[Reply] = []
+        for k, op in enumerate(ops):
+            first, second = replies[2 * k], replies[2 * k + 1]
+            if len(op) == 2:
+                out.append((bool(first), bytes(second)))
+            elif len(op) == 1:
+                out.append(bytes(second) if second else None)
+            else:
+                out.append(bool(first))
+        return out
+
+    def _run_entries(self, entries: Sequence[tuple[bytes, ...]]) -> list[Any]:
+        """The batch script's flat reply for ``entries`` (a claim, get or swap each, told apart
+        by their length), two values per entry in the entries' order."""
         now = self._clock.now().timestamp()
-        out = [False] * len(entries)
-        for positions, reply in self._run(self._swap_batch, entries, [], now):
-            for i, done in zip(positions, reply, strict=True):
-                out[i] = bool(done)
+        ttl = self._buckets.ttl(self._buckets.current(now), now)
+        calls = self._calls(entries, ttl, now)
+        script = self._batch
+        if len(calls) == 1:
+            _, keys, args = calls[0]
+            return list(call_redis(lambda: script(keys=keys, args=args)))
+        replies = call_redis(lambda: self._pipelined(script, calls))
+        if not self._cluster:  # chunks in batch order
+            return [value for reply in replies for value in reply]
+        out: list[Any] = [None] * (2 * len(entries))
+        for (positions, _, _), reply in zip(calls, replies, strict=True):
+            for k, i in enumerate(positions):
+                out[2 * i], out[2 * i + 1] = reply[2 * k], reply[2 * k + 1]
         return out
 
     def _calls(
-        self, entries: Sequence[tuple[bytes, ...]], head: list[int], now: float
-    ) -> list[tuple[Sequence[int], list[str], list[bytes | int]]]:
+        self, entries: Sequence[tuple[bytes, ...]], ttl: int, now: float
+    ) -> list[tuple[Sequence[int], list[str], list[bytes | int | str]]]:
         """The batch script calls for ``entries`` (each starts with its name), in the order
         they must run: per call, the entries' positions in ``entries``, its KEYS and its ARGV
-        (``nb``, ``head``, then per entry its shard's position in KEYS and the entry)."""
-        shard_of = self._layout.shard
-        width = len(self._buckets.live(now))
+        (see ``_RUN_BATCH``)."""
+        shards = self._layout.shards
+        cache = self._keys_cache(now)
+        width = len(self._cached_live)
         chunk = BATCH_CHUNK
-        calls: list[tuple[Sequence[int], list[str], list[bytes | int]]] = []
+        calls: list[tuple[Sequence[int], list[str], list[bytes | int | str]]] = []
         if self._cluster:
             groups: dict[int, list[int]] = {}
             for i, entry in enumerate(entries):
-                groups.setdefault(shard_of(entry[0]), []).append(i)
+                groups.setdefault(int.from_bytes(entry[0][-3:], "big") % shards, []).append(i)
             for shard, members in groups.items():
                 keys = self._shard_keys(shard, now)
                 for start in range(0, len(members), chunk):
                     positions = members[start : start + chunk]
-                    args: list[bytes | int] = [width, *head]
+                    desc = bytearray()
+                    args: list[bytes | int | str] = [width, ttl, "", b""]
                     for i in positions:
-                        args.append(0)
-                        args.extend(entries[i])
+                        entry = entries[i]
+                        desc += _DESC_OF_ARITY[len(entry)]
+                        desc += b"\0\0\0"
+                        args += entry
+                    args[3] = bytes(desc)
                     calls.append((positions, keys, args))
             return calls
-        cache = self._keys_cache(now)
+        shard_bytes = self._shard_bytes
         for start in range(0, len(entries), chunk):
             span = range(start, min(start + chunk, len(entries)))
-            slots: dict[int, int] = {}
             keys = []
-            args = [width, *head]
-            for i in span:
-                entry = entries[i]
-                shard = shard_of(entry[0])
-                slot = slots.get(shard)
-                if slot is None:
-                    slot = slots[shard] = len(slots)
-                    keys.extend(cache.get(shard) or self._shard_keys(shard, now))
-                args.append(slot)
-                args.extend(entry)
+            desc = bytearray()
+            if self._declare:
+                slots: dict[int, bytes] = {}
+                args = [width, ttl, "", b""]
+                for i in span:
+                    entry = entries[i]
+                    shard = int.from_bytes(entry[0][-3:], "big") % shards
+                    slot = slots.get(shard)
+                    if slot is None:
+                        slot = slots[shard] = len(slots).to_bytes(3, "big")
+                        keys.extend(cache.get(shard) or self._shard_keys(shard, now))
+                    desc += _DESC_OF_ARITY[len(entry)]
+                    desc += slot
+                    args += entry
+            else:
+                args = [width, ttl, self._base, b"", *self._cached_live]
+                for i in span:
+                    entry = entries[i]
+                    shard = int.from_bytes(entry[0][-3:], "big") % shards
+                    code = shard_bytes.get(shard)
+                    if code is None:
+                        code = shard_bytes[shard] = shard.to_bytes(3, "big")
+                    desc += _DESC_OF_ARITY[len(entry)]
+                    desc += code
+                    args += entry
+            args[3] = bytes(desc)
             calls.append((span, keys, args))
         return calls
 
-    def _run(
-        self, script: Script, entries: Sequence[tuple[bytes, ...]], head: list[int], now: float
-    ) -> list[tuple[Sequence[int], list[Any]]]:
-        """Run the batch script calls for ``entries`` in order (one pipeline when there are
-        several); each call's positions with its reply."""
-        calls = self._calls(entries, head, now)
-        if len(calls) == 1:
-            positions, keys, args = calls[0]
-            return [(positions, call_redis(lambda: script(keys=keys, args=args)))]
-        replies = call_redis(lambda: self._pipelined(script, calls))
-        return [(positions, reply) for (positions, _, _), reply in zip(calls, replies, strict=True)]
-
     def _pipelined(
-        self, script: Script, calls: list[tuple[Sequence[int], list[str], list[bytes | int]]]
+        self, script: Script, calls: list[tuple[Sequence[int], list[str], list[bytes | int | str]]]
     ) -> list[Any]:
         replies: list[Any] = [None] * len(calls)
         pending = list(range(len(calls)))

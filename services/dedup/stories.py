@@ -23,8 +23,9 @@ token), so a crash anywhere re-delivers and gets the same story.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from dmzwatch.dedup.entries import (
     MAX_OUTLETS,
@@ -43,7 +44,7 @@ from dmzwatch.dedup.entries import (
 from dmzwatch.dedup.index import Candidate, NewStory, StoryIndex
 from dmzwatch.dedup.local_index import earlier_sharing
 from dmzwatch.dedup.outlets import Outlets
-from dmzwatch.dedup.records import RecordStore
+from dmzwatch.dedup.records import Claim, Get, Op, RecordStore, Swap
 from dmzwatch.dedup.signature import DEFAULT_THRESHOLD, Signature, Signer, similarities
 from dmzwatch.dedup.store import DuplicateKind, Match, SeenStore, Sighting
 from dmzwatch.shared.clock import Clock
@@ -66,18 +67,21 @@ class _Pending:
     record: ArticleRecord
     story: str = ""
     match: Match = "new"
+    # worked out once: each is needed several times on the way
+    own: bytes = field(init=False)  # the article id's hash
+    ours: bytes = field(init=False)  # the outlet's hash
+    name: bytes = field(init=False)  # of the article's record
+    encoded: bytes = field(init=False)  # ``record``, encoded
 
-    @property
-    def own(self) -> bytes:
-        return article_hash(self.article.article_id)
+    def __post_init__(self) -> None:
+        self.own = article_hash(self.article.article_id)
+        self.ours = outlet_hash(self.outlet)
+        self.name = article_name(self.article.article_id)
+        self.encoded = self.record.encode()
 
     @property
     def own_id(self) -> str:
         return self.article.article_id
-
-    @property
-    def ours(self) -> bytes:
-        return outlet_hash(self.outlet)
 
     def content(self) -> ContentRecord:
         return ContentRecord(self.own, self.story, self.ours)
@@ -136,10 +140,12 @@ class StoryStore(SeenStore):
 
     def remember_many(self, items: Sequence[tuple[Article, str]]) -> list[Sighting | Exception]:
         """The batch form of ``remember`` in a few round trips. For articles new to dedup (the
-        usual case) each step above is one pipelined call for the whole batch: claim the
-        records, the GUIDs, read the texts, look up the signatures, create the batch's new
-        stories at once (a story started earlier in the batch is a candidate too, when it
-        shares a band), claim the texts, join the outlets, record the stories. A known article
+        usual case) each step above is one script call (or pipeline) for the whole batch, and
+        steps that do not depend on each other share one: claim the records; claim the GUIDs
+        and read the texts; look up the signatures; create the batch's new stories at once (a
+        story started earlier in the batch is a candidate too, when it shares a band); claim
+        the texts; claim the stories' outlets and record the stories; add the outlets to the
+        stories that had some (compare-and-swap, again on conflict). A known article
         id, an id met twice in the batch, or an index another replica changed meanwhile goes
         through ``remember``'s one-by-one path."""
         now = self._clock.now()
@@ -161,9 +167,7 @@ class StoryStore(SeenStore):
             text = bytes.fromhex(fingerprint)[:6]
             record = ArticleRecord.first(int(now.timestamp()), text, digest(token, 6))
             batch.append(_Pending(i, article, fingerprint, self._outlets(article.source), record))
-        claims = self._articles.claim_many(
-            [(article_name(p.article.article_id), p.record.encode()) for p in batch]
-        )
+        claims = self._articles.claim_many([(p.name, p.encoded) for p in batch])
         claimed = []
         for p, (won, held) in zip(batch, claims, strict=True):
             if won:
@@ -186,22 +190,18 @@ class StoryStore(SeenStore):
             if not won and first.article != p.own and first.outlet == p.ours and p.match != "exact":
                 results[p.index] = Sighting("content", first.story)  # another replica's meanwhile
         joining = [p for p in decided if results[p.index] is None]
-        joins = self._join_many([(p.story, p.outlet) for p in joining], now)
+        # the records are swapped with the outlets' first claims, in the same round trip: a
+        # crash after it re-delivers an article whose record names its story, and that joins
+        # the outlets again (idempotent) as a re-delivery does
+        swaps = [
+            Swap(p.name, p.encoded, p.record.decided(p.story, p.match).encode()) for p in joining
+        ]
+        joins = self._join_many([(p.story, p.outlet) for p in joining], now, swaps)
         for p, outlets in zip(joining, joins, strict=True):
             if isinstance(outlets, Exception):
                 results[p.index] = outlets
             else:
                 results[p.index] = Sighting(None, p.story, p.match, 1, outlets, None)
-        self._articles.swap_many(
-            [
-                (
-                    article_name(p.article.article_id),
-                    p.record.encode(),
-                    p.record.decided(p.story, p.match).encode(),
-                )
-                for p in joining
-            ]
-        )
         for i in sorted(later):  # in batch order: an id met twice keeps its order
             try:
                 results[i] = self.remember(*items[i])
@@ -217,16 +217,22 @@ class StoryStore(SeenStore):
         """``_decide`` for a batch of newly claimed articles: sets each one's story and match,
         or its result when it is a repeat."""
         guided = [p for p in batch if p.article.guid and p.article.url]
-        holders = self._articles.claim_many(
-            [(guid_name(p.article.feed_id, p.article.guid or ""), p.own) for p in guided]
-        )
-        for p, (won, holder) in zip(guided, holders, strict=True):
+        # the GUIDs are claimed and every text read in one call: a read changes nothing, and
+        # the texts of those the GUID finds repeated are not looked at
+        ops: list[Op] = [
+            Claim(guid_name(p.article.feed_id, p.article.guid or ""), p.own) for p in guided
+        ]
+        ops += [Get(content_name(p.fingerprint)) for p in batch]
+        replies = self._articles.run_many(ops)
+        for p, reply in zip(guided, replies[: len(guided)], strict=True):
+            won, holder = cast(tuple[bool, bytes], reply)
             if not won and holder != p.own:
                 results[p.index] = Sighting("guid", p.article.article_id)
-        pending = [p for p in batch if results[p.index] is None]
-        contents = self._articles.get_many([content_name(p.fingerprint) for p in pending])
         near: list[_Pending] = []
-        for p, held in zip(pending, contents, strict=True):
+        for p, reply in zip(batch, replies[len(guided) :], strict=True):
+            if results[p.index] is not None:
+                continue
+            held = cast(bytes | None, reply)
             first = ContentRecord.decode(held) if held is not None else None
             if first is None or first.article == p.own:
                 near.append(p)
@@ -394,19 +400,24 @@ class StoryStore(SeenStore):
         return outlets
 
     def _join_many(
-        self, joins: Sequence[tuple[str, str]], now: datetime
+        self, joins: Sequence[tuple[str, str]], now: datetime, also: Sequence[Op] = ()
     ) -> list[tuple[str, ...] | Exception]:
         """``_join`` for each (story, outlet), in order, in a few round trips: claim every
         story's outlets record, then compare-and-swap the outlet into those that exist (two
-        joins of one story in a batch: the second swap fails, reads again and retries)."""
+        joins of one story in a batch: the second swap fails, reads again and retries).
+        ``also``: record operations on other names (not outlets) sent with the first claims,
+        after them; their answers are not kept."""
         names = [outlets_name(story) for story, _ in joins]
-        fresh = [OutletsRecord(int(now.timestamp()), (outlet,)) for _, outlet in joins]
+        created = int(now.timestamp())
+        fresh = [OutletsRecord(created, (outlet,)) for _, outlet in joins]
         results: list[tuple[str, ...] | Exception | None] = [None] * len(joins)
         pending: list[tuple[int, bytes]] = []  # (join, the record it last read)
-        claims = self._articles.claim_many(
-            [(name, record.encode()) for name, record in zip(names, fresh, strict=True)]
-        )
-        for i, (won, raw) in enumerate(claims):
+        ops: list[Op] = [
+            Claim(name, record.encode()) for name, record in zip(names, fresh, strict=True)
+        ]
+        claims = self._articles.run_many([*ops, *also])[: len(joins)]
+        for i, reply in enumerate(claims):
+            won, raw = cast(tuple[bool, bytes], reply)
             if won:
                 results[i] = fresh[i].outlets
             else:

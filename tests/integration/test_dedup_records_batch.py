@@ -1,10 +1,12 @@
 """RedisRecords' batch scripts on the real Redis: the answers and the data of one-by-one calls.
 
-Three stores share one Redis under different prefixes and one manual clock: one is driven call
-by call (``claim``, ``get``, ``swap``: the reference), the others by the batch methods, in one
-script per batch and grouped by shard as on a cluster. Every answer, every field left in Redis
-and every TTL must agree. Time moves by whole buckets and by more than a lifetime, so names
-sit in older buckets or have expired; names repeat within a batch.
+Four stores share one Redis under different prefixes and one manual clock: one is driven call
+by call (``claim``, ``get``, ``swap``: the reference), the others by the batch methods
+(``claim_many``, ``get_many``, ``swap_many`` and ``run_many`` mixing them), in one script per
+batch (naming its keys itself, or declaring them) and grouped by shard as on a cluster. Every
+answer, every field left in Redis and every TTL must agree. Time moves by whole buckets and by
+more than a lifetime, so names sit in older buckets or have expired; names repeat within a
+batch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from redis.retry import Retry
 
 from dmzwatch.dedup import records as records_module
 from dmzwatch.dedup.keys import Buckets, KeyLayout
-from dmzwatch.dedup.records import RedisRecords
+from dmzwatch.dedup.records import Claim, Get, Op, RedisRecords, Reply, Swap
 from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.errors import RetryableError
 
@@ -35,9 +37,23 @@ def names(rng: random.Random, count: int) -> list[bytes]:
 
 
 def store(
-    client: redis.Redis, prefix: str, shards: int, clock: ManualClock, cluster: bool = False
+    client: redis.Redis,
+    prefix: str,
+    shards: int,
+    clock: ManualClock,
+    cluster: bool = False,
+    declare: bool = False,
 ) -> RedisRecords:
-    return RedisRecords(client, KeyLayout(prefix, shards), "x", LIFETIME, clock, cluster=cluster)
+    layout = KeyLayout(prefix, shards)
+    return RedisRecords(client, layout, "x", LIFETIME, clock, cluster=cluster, declare_keys=declare)
+
+
+def one_by_one(s: RedisRecords, op: Op) -> Reply:
+    if isinstance(op, Claim):
+        return s.claim(op.name, op.value)
+    if isinstance(op, Get):
+        return s.get(op.name)
+    return s.swap(op.name, op.expected, op.new)
 
 
 def contents(client: redis.Redis, prefix: str) -> dict[bytes, tuple[dict[bytes, bytes], int]]:
@@ -63,7 +79,9 @@ def prefixes(key_prefix: str) -> Callable[[str], str]:
     return lambda name: f"{key_prefix}{name}:"  # cleaned up with key_prefix
 
 
-@pytest.mark.parametrize(("seed", "shards"), [(1, 4), (2, 4), (3, 1024), (4, 1), (5, 16)])
+@pytest.mark.parametrize(
+    ("seed", "shards"), [(1, 4), (2, 4), (3, 1024), (4, 1), (5, 16), (6, 100_000)]
+)
 @pytest.mark.parametrize("chunk", [1000, 7])
 def test_batches_answer_and_write_as_calls_one_by_one(
     redis_client: redis.Redis,
@@ -77,15 +95,18 @@ def test_batches_answer_and_write_as_calls_one_by_one(
     rng = random.Random(seed)
     clock = ManualClock(START)
     one, batched, grouped = prefixes("one"), prefixes("batch"), prefixes("cluster")
+    declared = prefixes("declared")
     reference = store(redis_client, one, shards, clock)
     stores = {
         "batch": store(redis_client, batched, shards, clock),
+        "declared": store(redis_client, declared, shards, clock, declare=True),
         "cluster": store(redis_client, grouped, shards, clock, cluster=True),
     }
     pool = names(rng, 40)
     kinds = {"claim": 0, "get": 0, "swap": 0, "won": 0, "held": 0, "swapped": 0, "found": 0}
-    for _step in range(150):
-        kind = rng.choice(["claim", "claim", "get", "swap", "swap", "time"])
+    kinds["mixed"] = 0
+    for _step in range(200):
+        kind = rng.choice(["claim", "claim", "get", "swap", "swap", "mixed", "mixed", "time"])
         size = rng.choice([0, 1, 2, 5, 20, 60])
         if kind == "time":
             # within a bucket, a bucket or two on, or past the lifetime (all expired)
@@ -100,6 +121,20 @@ def test_batches_answer_and_write_as_calls_one_by_one(
             kinds["held"] += sum(not won for won, _ in want_claims)
             for label, s in stores.items():
                 assert s.claim_many(entries) == want_claims, (label, entries)
+        elif kind == "mixed":
+            ops: list[Op] = [
+                rng.choice(
+                    [
+                        Claim(n, rng.choice(VALUES)),
+                        Get(n),
+                        Swap(n, rng.choice(VALUES), rng.choice(VALUES)),
+                    ]
+                )
+                for n in chosen
+            ]
+            want_ops = [one_by_one(reference, op) for op in ops]
+            for label, s in stores.items():
+                assert s.run_many(ops) == want_ops, (label, ops)
         elif kind == "get":
             want_gets = [reference.get(n) for n in chosen]
             kinds["found"] += sum(v is not None for v in want_gets)
@@ -111,7 +146,7 @@ def test_batches_answer_and_write_as_calls_one_by_one(
             kinds["swapped"] += sum(want_swaps)
             for label, s in stores.items():
                 assert s.swap_many(swaps) == want_swaps, (label, swaps)
-    for other in (batched, grouped):
+    for other in (batched, declared, grouped):
         assert_same_data(redis_client, one, other)
     # the sequence met every case it is meant to compare
     assert all(kinds[k] > 0 for k in kinds), kinds
@@ -122,8 +157,9 @@ def test_a_name_twice_in_a_batch_sees_the_first(
     redis_client: redis.Redis, prefixes: Callable[[str], str]
 ) -> None:
     clock = ManualClock(START)
-    for cluster in (False, True):
-        s = store(redis_client, prefixes(f"twice{cluster}"), 8, clock, cluster=cluster)
+    for cluster, declare in ((False, False), (False, True), (True, False)):
+        prefix = prefixes(f"twice{cluster}{declare}")
+        s = store(redis_client, prefix, 8, clock, cluster=cluster, declare=declare)
         assert s.claim_many([(b"a", b"1"), (b"b", b"2"), (b"a", b"3")]) == [
             (True, b"1"),
             (True, b"2"),
@@ -135,6 +171,16 @@ def test_a_name_twice_in_a_batch_sees_the_first(
             True,
         ]
         assert s.get_many([b"a", b"b", b"c"]) == [b"6", b"2", None]
+        mixed = [Get(b"c"), Claim(b"c", b"7"), Get(b"c"), Swap(b"c", b"7", b"8"), Get(b"c")]
+        assert s.run_many([*mixed, Claim(b"c", b"9"), Swap(b"a", b"6", b"1")]) == [
+            None,
+            (True, b"7"),
+            b"7",
+            True,
+            b"8",
+            (False, b"8"),
+            True,
+        ]
 
 
 def test_names_in_older_buckets_are_found_and_swapped_where_they_are(
@@ -205,13 +251,19 @@ def test_a_script_missing_on_the_server_is_loaded_and_run(
     redis_client: redis.Redis, prefixes: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = store(redis_client, prefixes("noscript"), 4, ManualClock(START))
-    s._claim_batch.sha = "0" * 40  # as after SCRIPT FLUSH or a failover (without flushing)
+    s._batch.sha = "0" * 40  # as after SCRIPT FLUSH or a failover (without flushing)
     assert s.claim_many([(b"a", b"1"), (b"a", b"2")]) == [(True, b"1"), (False, b"1")]
     monkeypatch.setattr(records_module, "BATCH_CHUNK", 1)  # pipelined calls
-    s._get_batch.sha = "0" * 40
+    s._batch.sha = "0" * 40
     assert s.get_many([b"a", b"b", b"a"]) == [b"1", None, b"1"]
-    s._swap_batch.sha = "0" * 40
+    s._batch.sha = "0" * 40
     assert s.swap_many([(b"a", b"1", b"3"), (b"a", b"1", b"4")]) == [True, False]
+    s._batch.sha = "0" * 40
+    assert s.run_many([Get(b"a"), Claim(b"b", b"5"), Swap(b"a", b"3", b"6")]) == [
+        b"3",
+        (True, b"5"),
+        True,
+    ]
 
 
 @pytest.mark.parametrize("chunk", [1000, 1])

@@ -19,11 +19,11 @@ LIFETIME = 800
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def store(shards: int, cluster: bool) -> RedisRecords:
+def store(shards: int, cluster: bool, declare: bool = True) -> RedisRecords:
     client = redis.Redis(host="127.0.0.1", port=1)  # never connected
-    return RedisRecords(
-        client, KeyLayout("p:", shards), "x", LIFETIME, ManualClock(NOW), cluster=cluster
-    )
+    layout = KeyLayout("p:", shards)
+    clock = ManualClock(NOW)
+    return RedisRecords(client, layout, "x", LIFETIME, clock, cluster=cluster, declare_keys=declare)
 
 
 def entries(count: int, seed: int = 3) -> list[tuple[bytes, bytes]]:
@@ -32,10 +32,19 @@ def entries(count: int, seed: int = 3) -> list[tuple[bytes, bytes]]:
     return [(rng.choice(pool), rng.randbytes(2)) for _ in range(count)]
 
 
-def unpack(head: int, args: list[bytes | int], width: int) -> list[tuple[int, tuple[object, ...]]]:
-    """(shard position, entry) per entry of a call's ARGV (after nb and ``head`` values)."""
-    body = args[1 + head :]
-    return [(int(body[j]), tuple(body[j + 1 : j + width])) for j in range(0, len(body), width)]
+def unpack(head: int, args: list[bytes | int | str]) -> list[tuple[int, tuple[object, ...]]]:
+    """(shard, entry) per entry of a call, read from its descriptor (ARGV[4]: an arity byte
+    and a 3-byte shard per entry) and its arguments after ``head`` values."""
+    desc = args[3]
+    assert isinstance(desc, bytes)
+    out, j = [], head
+    for d in range(0, len(desc), 4):
+        width = desc[d]
+        assert width in (1, 2, 3)
+        out.append((int.from_bytes(desc[d + 1 : d + 4], "big"), tuple(args[j : j + width])))
+        j += width
+    assert j == len(args)
+    return out
 
 
 @pytest.mark.parametrize("cluster", [False, True])
@@ -49,11 +58,11 @@ def test_every_entry_goes_once_with_its_own_shards_keys(
     now = NOW.timestamp()
     nb = len(buckets.live(now))
     seen: list[int] = []
-    for positions, keys, args in s._calls(batch, [99], now):
-        assert args[:2] == [nb, 99]
+    for positions, keys, args in s._calls(batch, 99, now):
+        assert args[:3] == [nb, 99, ""]
         assert len(positions) <= chunk
         assert len(keys) % nb == 0
-        for i, (slot, entry) in zip(positions, unpack(1, args, 3), strict=True):
+        for i, (slot, entry) in zip(positions, unpack(4, args), strict=True):
             assert entry == batch[i]
             shard = layout.shard(batch[i][0])
             assert keys[slot * nb : (slot + 1) * nb] == [
@@ -71,16 +80,43 @@ def test_every_entry_goes_once_with_its_own_shards_keys(
         assert all(group == sorted(group) for group in by_shard.values())
     else:  # one call per chunk, in batch order
         assert seen == list(range(len(batch)))
-        assert len(s._calls(batch, [99], now)) == -(-len(batch) // chunk)
+        assert len(s._calls(batch, 99, now)) == -(-len(batch) // chunk)
 
 
 def test_a_standalone_batch_is_one_call_naming_each_shard_once() -> None:
     s, batch = store(1024, cluster=False), entries(500)
-    calls = s._calls(batch, [], NOW.timestamp())
+    calls = s._calls(batch, 99, NOW.timestamp())
     assert len(calls) == 1
     _, keys, _ = calls[0]
     assert len(keys) == len(set(keys))  # each shard's buckets declared once
     assert len(keys) == 9 * len({KeyLayout("p:", 1024).shard(n) for n, _ in batch})
+
+
+@pytest.mark.parametrize("chunk", [1000, 7])
+def test_an_undeclared_standalone_batch_sends_the_prefix_buckets_and_shard_numbers(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(records_module, "BATCH_CHUNK", chunk)
+    s, layout = store(1024, cluster=False, declare=False), KeyLayout("p:", 1024)
+    batch: list[tuple[bytes, ...]] = [  # gets, claims and swaps
+        (n, v, v)[: 1 + k % 3] for k, (n, v) in enumerate(entries(300))
+    ]
+    now = NOW.timestamp()
+    live = Buckets(LIFETIME).live(now)
+    seen: list[int] = []
+    for positions, keys, args in s._calls(batch, 99, now):
+        assert keys == []  # named by the script
+        assert args[:3] == [len(live), 99, "p:x"]
+        assert args[4 : 4 + len(live)] == [f"{b:x}" for b in live]
+        for i, (shard, entry) in zip(positions, unpack(4 + len(live), args), strict=True):
+            assert entry == batch[i]
+            assert shard == layout.shard(batch[i][0])
+            # the names the script makes are the layout's
+            assert [f"p:x{{{shard:x}}}:{b:x}" for b in live] == [
+                layout.records("x", layout.shard(batch[i][0]), b) for b in live
+            ]
+        seen.extend(positions)
+    assert seen == list(range(len(batch)))
 
 
 def test_a_cluster_client_groups_by_shard_unless_told_otherwise() -> None:
