@@ -75,6 +75,7 @@ return out
 _HEAD = struct.Struct("<IH")  # created (epoch seconds), signature length
 _NUMBERED, _LISTED = 0, 1  # band field forms: band j is bytes([j]) + 4 bytes, or any bytes
 _FIVE = frozenset([5])
+_NUMBERS = bytes(range(256))  # the first bytes of the numbered form's bands
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,27 +172,23 @@ def encode_story(story_id: str, created: int, signature: bytes, bands: Sequence[
 
 def encode_stories(stories: Sequence[tuple[str, int, bytes, Sequence[bytes]]]) -> list[bytes]:
     """:func:`encode_story` of each (story id, created, signature, bands): the bands of all
-    are checked for the numbered form, and stripped of their numbers, at once."""
+    are checked for the numbered form (compared with the numbers they would have), and
+    stripped of their numbers, at once."""
     flat = [band for *_, bands in stories for band in bands]
-    counts = [len(bands) for *_, bands in stories]
-    numbered = [False] * len(stories)
-    hashes = b""
-    if len(stories) > 1 and not set(map(len, flat)) <= _FIVE:  # never from the signer
+    joined = b"".join(flat)
+    numbers = b"".join(_NUMBERS[: len(bands)] for *_, bands in stories)
+    numbered = set(map(len, flat)) <= _FIVE and joined[::5] == numbers
+    if not numbered and len(stories) > 1:  # never from the signer: story by story
         return [entry for story in stories for entry in encode_stories([story])]
-    if set(map(len, flat)) <= _FIVE:  # else the story's bands are listed
-        fields = np.frombuffer(b"".join(flat), np.uint8).reshape(len(flat), 5)
-        starts = np.cumsum(counts) - counts
-        number = np.arange(len(flat)) - np.repeat(starts, counts)  # each band's place
-        owner = np.repeat(np.arange(len(stories)), counts)
-        misplaced = np.bincount(owner[fields[:, 0] != number], minlength=len(stories))
-        numbered = (misplaced == 0).tolist()
-        hashes = fields[:, 1:].tobytes()
+    hashes = b""
+    if numbered:
+        hashes = np.frombuffer(joined, np.uint8).reshape(len(flat), 5)[:, 1:].tobytes()
     out = []
     at = 0
-    for (story_id, created, signature, bands), plain in zip(stories, numbered, strict=True):
+    for story_id, created, signature, bands in stories:
         packed = pack_id(story_id)
         head = bytes([len(packed)]) + packed + _HEAD.pack(created, len(signature)) + signature
-        if plain or not bands:
+        if numbered:
             out.append(head + bytes([_NUMBERED, len(bands)]) + hashes[at : at + 4 * len(bands)])
         else:
             listed = b"".join(bytes([len(band)]) + band for band in bands)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 
 import numpy as np
 
@@ -41,25 +43,22 @@ def earlier_sharing(bands: Sequence[Sequence[bytes]]) -> list[list[int]]:
     would give them). Band fields rarely repeat, so the search is one sort of their keys."""
     out: list[list[int]] = [[] for _ in bands]
     flat = [band for one in bands for band in one]
-    if len(flat) < 2:
+    if len(set(flat)) == len(flat):  # the usual case: no field met twice
         return out
     keys = band_keys(flat)
     order = np.argsort(keys, kind="stable")  # equal keys: by place in ``flat``
     ordered = keys[order]
-    repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
-    if not len(repeats):
-        return out
+    same = ordered[1:] == ordered[:-1]
+    member = np.zeros(len(flat), dtype=bool)  # in a run of equal keys
+    member[1:] |= same
+    member[:-1] |= same
+    runs = np.cumsum(np.r_[True, ~same])[member].tolist()
     sizes = [len(one) for one in bands]
     owner = np.repeat(np.arange(len(bands)), sizes).tolist()
     start = (np.cumsum(sizes) - sizes).tolist()
-    # runs of equal keys: each starts at a repeat whose predecessor is not one
-    firsts = repeats[np.r_[True, repeats[1:] != repeats[:-1] + 1]]
     found: dict[tuple[int, int], int] = {}  # (set, earlier set) -> first field of set found
-    for first in firsts.tolist():
-        end = first + 1
-        while end < len(ordered) and ordered[end] == ordered[first]:
-            end += 1
-        run = order[first:end].tolist()
+    for _, group in groupby(zip(runs, order[member].tolist(), strict=True), key=itemgetter(0)):
+        run = [place for _, place in group]
         for y, later in enumerate(run):
             i = owner[later]
             for earlier in run[:y]:
