@@ -176,13 +176,15 @@ class LocalStoryIndex:
 
     def clear(self) -> None:
         self._stories = bytearray()  # per row: packed id (length-prefixed) and signature
+        # rows in arrays with room to grow (doubled when full), the first ``len(self)`` used
+        self._size = 0
         self._starts = np.zeros(1, np.int64)  # where each row starts in it, and the end
         self._created = np.empty(0, np.int64)
         self._main = _BandTable()
         self._tail = _BandTable()
 
     def __len__(self) -> int:
-        return len(self._created)
+        return self._size
 
     def add(self, stories: Sequence[tuple[str, int, bytes, Sequence[bytes]]], now: float) -> None:
         """Add (story id, created, signature, bands) in order, after every story added before."""
@@ -211,16 +213,23 @@ class LocalStoryIndex:
         order = np.lexsort((rows, keys))
         self._tail = self._tail.merged(keys[order], rows[order])
         sizes = np.fromiter(map(len, stories), np.int64, len(stories))
-        self._starts = np.concatenate((self._starts, self._starts[-1] + np.cumsum(sizes)))
+        low, high = self._size, self._size + len(stories)
+        if high > len(self._created):
+            room = max(2 * len(self._created), high, 64)
+            self._created = np.concatenate((self._created[:low], np.empty(room - low, np.int64)))
+            self._starts = np.concatenate((self._starts[: low + 1], np.empty(room - low, np.int64)))
+        np.cumsum(sizes, out=self._starts[low + 1 : high + 1])
+        self._starts[low + 1 : high + 1] += self._starts[low]
+        self._created[low:high] = created
         self._stories += b"".join(stories)
-        self._created = np.concatenate((self._created, np.asarray(created, np.int64)))
+        self._size = high
         if len(self._tail) > max(self._least_tail, len(self._main) // 8):
             self.compact(now)
 
     def compact(self, now: float) -> None:
         """Merge the tail into the main table and forget the leading stories past the window."""
         merged = self._main.merged(self._tail.keys, self._tail.rows)
-        expired = now - self._created > self._window
+        expired = now - self._created[: self._size] > self._window
         gone = len(expired) if expired.all() else int(np.argmin(expired))
         if gone:
             keep = merged.rows >= gone
@@ -228,6 +237,7 @@ class LocalStoryIndex:
             del self._stories[: self._starts[gone]]
             self._starts = self._starts[gone:] - self._starts[gone]
             self._created = self._created[gone:]
+            self._size -= gone
         self._main, self._tail = merged.filtered(self._main, self._tail.keys), _BandTable()
 
     def find(self, bands: Sequence[Sequence[bytes]], now: float) -> list[tuple[Candidate, ...]]:
