@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 import redis
 from redis.cluster import RedisCluster
@@ -55,11 +55,13 @@ return false
 # (the shards' buckets are declared in KEYS, nb per shard, current first) or the key prefix
 # (``<prefix><namespace>``: the script names the keys itself, see RedisRecords), then the
 # operations' descriptor: 4 bytes per operation, its arity (1: get name, 2: claim name value,
-# 3: swap name expected new) and its shard (its 0-based position in KEYS, or its number; 3
-# bytes, big-endian); then (with a prefix) the nb live bucket numbers in hex, current first;
-# then every operation's arguments. Two reply values per operation: claim (won, value held),
-# get (found, value or nil), swap (done, 0). Operations are looped, never ``unpack``ed (Lua's
-# stack takes ~8,000 values).
+# 3: swap name expected new; plus 128 for a conditional one) and its shard (its 0-based
+# position in KEYS, or its number; 3 bytes, big-endian), then for a conditional one 3 more
+# bytes: the 1-based position in the call of the claim that must have won for it to run;
+# then (with a prefix) the nb live bucket numbers in hex, current first; then every
+# operation's arguments. Two reply values per operation: claim (won, value held), get (found,
+# value or nil), swap (done, 0), one not run (-1, nil). Operations are looped, never
+# ``unpack``ed (Lua's stack takes ~8,000 values).
 _RUN_BATCH = """
 local nb = tonumber(ARGV[1])
 local ttl = ARGV[2]
@@ -71,49 +73,64 @@ if base ~= '' then
   for i = 1, nb do buckets[i] = ARGV[j]; j = j + 1 end
 end
 local shards = {}
-local out, n, fresh = {}, 0, {}
-for d = 1, #desc, 4 do
+local out, n, fresh, won = {}, 0, {}, {}
+local d, k = 1, 0
+while d <= #desc do
   local arity, s1, s2, s3 = string.byte(desc, d, d + 3)
   local shard = (s1 * 256 + s2) * 256 + s3
   local name = ARGV[j]
-  local ks = shards[shard]
-  if not ks then
-    ks = {}
-    if base == '' then
-      local at = shard * nb
-      for i = 1, nb do ks[i] = KEYS[at + i] end
-    else
-      local head = base .. '{' .. string.format('%x', shard) .. '}:'
-      for i = 1, nb do ks[i] = head .. buckets[i] end
-    end
-    shards[shard] = ks
+  local runs = true
+  k = k + 1
+  d = d + 4
+  if arity >= 128 then
+    arity = arity - 128
+    local t1, t2, t3 = string.byte(desc, d, d + 2)
+    runs = won[(t1 * 256 + t2) * 256 + t3] or false
+    d = d + 3
   end
-  local held, at = false, 0
-  for i = 1, nb do
-    held = redis.call('HGET', ks[i], name)
-    if held then at = i; break end
-  end
-  if arity == 2 then
-    if held then
-      out[n + 1], out[n + 2] = 0, held
-    else
-      local key, value = ks[1], ARGV[j + 1]
-      redis.call('HSET', key, name, value)
-      if not fresh[key] then
-        fresh[key] = true
-        if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
-      end
-      out[n + 1], out[n + 2] = 1, value
-    end
-  elseif arity == 1 then
-    if held then out[n + 1], out[n + 2] = 1, held else out[n + 1], out[n + 2] = 0, false end
+  if not runs then
+    out[n + 1], out[n + 2] = -1, false
   else
-    local done = 0
-    if held and held == ARGV[j + 1] then
-      redis.call('HSET', ks[at], name, ARGV[j + 2])
-      done = 1
+    local ks = shards[shard]
+    if not ks then
+      ks = {}
+      if base == '' then
+        local at = shard * nb
+        for i = 1, nb do ks[i] = KEYS[at + i] end
+      else
+        local head = base .. '{' .. string.format('%x', shard) .. '}:'
+        for i = 1, nb do ks[i] = head .. buckets[i] end
+      end
+      shards[shard] = ks
     end
-    out[n + 1], out[n + 2] = done, 0
+    local held, at = false, 0
+    for i = 1, nb do
+      held = redis.call('HGET', ks[i], name)
+      if held then at = i; break end
+    end
+    if arity == 2 then
+      if held then
+        out[n + 1], out[n + 2] = 0, held
+      else
+        local key, value = ks[1], ARGV[j + 1]
+        redis.call('HSET', key, name, value)
+        if not fresh[key] then
+          fresh[key] = true
+          if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+        end
+        out[n + 1], out[n + 2] = 1, value
+        won[k] = true
+      end
+    elseif arity == 1 then
+      if held then out[n + 1], out[n + 2] = 1, held else out[n + 1], out[n + 2] = 0, false end
+    else
+      local done = 0
+      if held and held == ARGV[j + 1] then
+        redis.call('HSET', ks[at], name, ARGV[j + 2])
+        done = 1
+      end
+      out[n + 1], out[n + 2] = done, 0
+    end
   end
   n = n + 2
   j = j + arity
@@ -127,6 +144,7 @@ BATCH_CHUNK = 1000
 
 T = TypeVar("T")
 _DESC_OF_ARITY = [b"", b"\x01", b"\x02", b"\x03"]  # an operation's first descriptor byte
+_CONDITIONAL = 0x80  # in it: 3 more bytes follow, the operation whose claim must have won
 
 
 class Claim(NamedTuple):
@@ -150,8 +168,28 @@ class Swap(NamedTuple):
     new: bytes
 
 
-Op = Claim | Get | Swap
+class If(NamedTuple):
+    """``op`` in a mixed batch, run only if the batch's operation at position ``claim`` (an
+    earlier one) was run and is a claim that won; else it is not run and is answered None."""
+
+    op: Claim | Get | Swap
+    claim: int
+
+
+Op = Claim | Get | Swap | If
 Reply = tuple[bool, bytes] | bytes | bool | None
+
+
+def _check_conditions(ops: Sequence[Op]) -> None:
+    for k, op in enumerate(ops):
+        if isinstance(op, If) and not 0 <= op.claim < k:
+            raise ValueError(f"operation {k} depends on {op.claim}, not an earlier one")
+
+
+def _runs(op: If, out: Sequence[Reply]) -> bool:
+    """Whether ``op`` runs, given the answers so far."""
+    reply = out[op.claim]
+    return isinstance(reply, tuple) and reply[0]
 
 
 class RecordStore(ABC):
@@ -188,9 +226,16 @@ class RecordStore(ABC):
 
     def run_many(self, ops: Sequence[Op]) -> list[Reply]:
         """Claims, gets and swaps mixed, applied in order with the answers of the calls one
-        after another (see the classes ``Claim``, ``Get``, ``Swap``)."""
+        after another (see the classes ``Claim``, ``Get``, ``Swap``, and ``If``: an operation
+        run only when an earlier claim of the batch won)."""
+        _check_conditions(ops)
         out: list[Reply] = []
         for op in ops:
+            if isinstance(op, If):
+                if not _runs(op, out):
+                    out.append(None)
+                    continue
+                op = op.op
             if isinstance(op, Claim):
                 out.append(self.claim(op.name, op.value))
             elif isinstance(op, Get):
@@ -358,11 +403,25 @@ class RedisRecords(RecordStore):
     def run_many(self, ops: Sequence[Op]) -> list[Reply]:
         if not ops:
             return []
-        replies = self._run_entries(ops)
+        entries: Sequence[tuple[bytes, ...]]
+        if any(type(op) is If for op in ops):
+            _check_conditions(ops)
+            if self._cluster or len(ops) > BATCH_CHUNK:
+                return self._run_in_steps(ops)
+            # one script: it skips what it must itself
+            plain = [op.op if isinstance(op, If) else op for op in ops]
+            entries = plain
+            deps = [op.claim if isinstance(op, If) else -1 for op in ops]
+            replies = self._run_entries(entries, deps)
+        else:
+            entries = cast(Sequence[Claim | Get | Swap], ops)
+            replies = self._run_entries(entries)
         out: list[Reply] = []
-        for k, op in enumerate(ops):
+        for k, op in enumerate(entries):
             first, second = replies[2 * k], replies[2 * k + 1]
-            if len(op) == 2:
+            if first == -1:  # not run (its condition)
+                out.append(None)
+            elif len(op) == 2:
                 out.append((bool(first), bytes(second)))
             elif len(op) == 1:
                 out.append(bytes(second) if second else None)
@@ -370,12 +429,44 @@ class RedisRecords(RecordStore):
                 out.append(bool(first))
         return out
 
-    def _run_entries(self, entries: Sequence[tuple[bytes, ...]]) -> list[Any]:
+    def _run_in_steps(self, ops: Sequence[Op]) -> list[Reply]:
+        """``run_many`` of operations with conditions, when one script cannot run them all (on
+        a cluster each shard has its own): in steps, each as long as none of its operations
+        depends on another of the same step; a step's conditions are known from earlier
+        steps' answers."""
+        out: list[Reply] = [None] * len(ops)
+        start = 0
+        while start < len(ops):
+            end = start + 1
+            while end < len(ops):
+                op = ops[end]
+                if isinstance(op, If) and op.claim >= start:
+                    break
+                end += 1
+            plain: list[Claim | Get | Swap] = []
+            where: list[int] = []
+            for k in range(start, end):
+                op = ops[k]
+                if isinstance(op, If):
+                    if not _runs(op, out):
+                        continue
+                    op = op.op
+                plain.append(op)
+                where.append(k)
+            for k, reply in zip(where, self.run_many(plain), strict=True):
+                out[k] = reply
+            start = end
+        return out
+
+    def _run_entries(
+        self, entries: Sequence[tuple[bytes, ...]], deps: Sequence[int] | None = None
+    ) -> list[Any]:
         """The batch script's flat reply for ``entries`` (a claim, get or swap each, told apart
-        by their length), two values per entry in the entries' order."""
+        by their length), two values per entry in the entries' order. ``deps``: per entry,
+        the earlier entry whose claim must have won for it to run, or -1 (one call only)."""
         now = self._clock.now().timestamp()
         ttl = self._buckets.ttl(self._buckets.current(now), now)
-        calls = self._calls(entries, ttl, now)
+        calls = self._calls(entries, ttl, now, deps)
         script = self._batch
         if len(calls) == 1:
             _, keys, args = calls[0]
@@ -390,11 +481,18 @@ class RedisRecords(RecordStore):
         return out
 
     def _calls(
-        self, entries: Sequence[tuple[bytes, ...]], ttl: int, now: float
+        self,
+        entries: Sequence[tuple[bytes, ...]],
+        ttl: int,
+        now: float,
+        deps: Sequence[int] | None = None,
     ) -> list[tuple[Sequence[int], list[str], list[bytes | int | str]]]:
         """The batch script calls for ``entries`` (each starts with its name), in the order
         they must run: per call, the entries' positions in ``entries``, its KEYS and its ARGV
-        (see ``_RUN_BATCH``)."""
+        (see ``_RUN_BATCH``). With ``deps`` (see ``_run_entries``) there must be one call:
+        a standalone server and at most ``BATCH_CHUNK`` entries."""
+        if deps is not None and (self._cluster or len(entries) > BATCH_CHUNK):
+            raise ValueError("conditions need the batch in one script call")
         shards = self._layout.shards
         cache = self._keys_cache(now)
         width = len(self._cached_live)
@@ -433,8 +531,13 @@ class RedisRecords(RecordStore):
                     if slot is None:
                         slot = slots[shard] = len(slots).to_bytes(3, "big")
                         keys.extend(cache.get(shard) or self._shard_keys(shard, now))
-                    desc += _DESC_OF_ARITY[len(entry)]
-                    desc += slot
+                    if deps is not None and deps[i] >= 0:
+                        desc.append(len(entry) | _CONDITIONAL)
+                        desc += slot
+                        desc += (deps[i] + 1).to_bytes(3, "big")
+                    else:
+                        desc += _DESC_OF_ARITY[len(entry)]
+                        desc += slot
                     args += entry
             else:
                 args = [width, ttl, self._base, b"", *self._cached_live]
@@ -444,8 +547,13 @@ class RedisRecords(RecordStore):
                     code = shard_bytes.get(shard)
                     if code is None:
                         code = shard_bytes[shard] = shard.to_bytes(3, "big")
-                    desc += _DESC_OF_ARITY[len(entry)]
-                    desc += code
+                    if deps is not None and deps[i] >= 0:
+                        desc.append(len(entry) | _CONDITIONAL)
+                        desc += code
+                        desc += (deps[i] + 1).to_bytes(3, "big")
+                    else:
+                        desc += _DESC_OF_ARITY[len(entry)]
+                        desc += code
                     args += entry
             args[3] = bytes(desc)
             calls.append((span, keys, args))

@@ -44,7 +44,7 @@ from dmzwatch.dedup.entries import (
 from dmzwatch.dedup.index import Candidate, NewStory, StoryIndex
 from dmzwatch.dedup.local_index import earlier_sharing
 from dmzwatch.dedup.outlets import Outlets
-from dmzwatch.dedup.records import Claim, Get, Op, RecordStore, Swap
+from dmzwatch.dedup.records import Claim, Get, If, Op, RecordStore, Reply, Swap
 from dmzwatch.dedup.signature import DEFAULT_THRESHOLD, Signature, Signer, similarities
 from dmzwatch.dedup.store import DuplicateKind, Match, SeenStore, Sighting
 from dmzwatch.shared.clock import Clock
@@ -141,13 +141,14 @@ class StoryStore(SeenStore):
     def remember_many(self, items: Sequence[tuple[Article, str]]) -> list[Sighting | Exception]:
         """The batch form of ``remember`` in a few round trips. For articles new to dedup (the
         usual case) each step above is one script call (or pipeline) for the whole batch, and
-        steps that do not depend on each other share one: claim the records; claim the GUIDs
-        and read the texts; look up the signatures; create the batch's new stories at once (a
-        story started earlier in the batch is a candidate too, when it shares a band); claim
-        the texts; claim the stories' outlets and record the stories; add the outlets to the
-        stories that had some (compare-and-swap, again on conflict). A known article
-        id, an id met twice in the batch, or an index another replica changed meanwhile goes
-        through ``remember``'s one-by-one path."""
+        steps that do not depend on each other share one: claim the records, claim the GUIDs
+        (of the new records: conditions in the call) and read the texts; look up the
+        signatures; create the batch's new stories at once (a story started earlier in the
+        batch is a candidate too, when it shares a band); claim the texts; claim the stories'
+        outlets and record the stories; add the outlets to the stories that had some
+        (compare-and-swap, again on conflict). A known article id, an id met twice in the
+        batch, or an index another replica changed meanwhile goes through ``remember``'s
+        one-by-one path."""
         now = self._clock.now()
         results: list[Sighting | Exception | None] = [None] * len(items)
         later: list[int] = []  # handled one by one once the batch is done
@@ -167,11 +168,28 @@ class StoryStore(SeenStore):
             text = bytes.fromhex(fingerprint)[:6]
             record = ArticleRecord.first(int(now.timestamp()), text, digest(token, 6))
             batch.append(_Pending(i, article, fingerprint, self._outlets(article.source), record))
-        claims = self._articles.claim_many([(p.name, p.encoded) for p in batch])
-        claimed = []
-        for p, (won, held) in zip(batch, claims, strict=True):
+        # one call: claim the records, then the GUIDs of those whose record was new (as
+        # ``remember`` does), read every text (a read changes nothing; only the texts of the
+        # articles decided here are looked at)
+        n = len(batch)
+        guided = [k for k, p in enumerate(batch) if p.article.guid and p.article.url]
+        ops: list[Op] = [Claim(p.name, p.encoded) for p in batch]
+        for k in guided:
+            article = batch[k].article
+            ops.append(If(Claim(guid_name(article.feed_id, article.guid or ""), batch[k].own), k))
+        ops += [Get(content_name(p.fingerprint)) for p in batch]
+        replies = self._articles.run_many(ops)
+        guids: list[Reply] = [None] * n
+        for k, reply in zip(guided, replies[n : n + len(guided)], strict=True):
+            guids[k] = reply
+        reads = replies[n + len(guided) :]
+        claimed: list[_Pending] = []
+        answers: list[tuple[Reply, Reply]] = []  # per claimed article: its GUID's, its text's
+        for k, (p, reply) in enumerate(zip(batch, replies[:n], strict=True)):
+            won, held = cast(tuple[bool, bytes], reply)
             if won:
                 claimed.append(p)
+                answers.append((guids[k], reads[k]))
                 continue
             known = ArticleRecord.decode(held)
             text_hash, token_hash = p.record.recent[0]  # this record's
@@ -180,7 +198,7 @@ class StoryStore(SeenStore):
             else:  # an update or a re-delivery
                 later.append(p.index)
         batch = claimed
-        self._decide_many(batch, results, now)
+        self._decide_many(batch, answers, results, now)
         decided = [p for p in batch if results[p.index] is None]
         texts = self._articles.claim_many(
             [(content_name(p.fingerprint), p.content().encode()) for p in decided]
@@ -212,27 +230,23 @@ class StoryStore(SeenStore):
         return [r if r is not None else RuntimeError("no result") for r in results]
 
     def _decide_many(
-        self, batch: list[_Pending], results: list[Sighting | Exception | None], now: datetime
+        self,
+        batch: list[_Pending],
+        answers: list[tuple[Reply, Reply]],
+        results: list[Sighting | Exception | None],
+        now: datetime,
     ) -> None:
-        """``_decide`` for a batch of newly claimed articles: sets each one's story and match,
-        or its result when it is a repeat."""
-        guided = [p for p in batch if p.article.guid and p.article.url]
-        # the GUIDs are claimed and every text read in one call: a read changes nothing, and
-        # the texts of those the GUID finds repeated are not looked at
-        ops: list[Op] = [
-            Claim(guid_name(p.article.feed_id, p.article.guid or ""), p.own) for p in guided
-        ]
-        ops += [Get(content_name(p.fingerprint)) for p in batch]
-        replies = self._articles.run_many(ops)
-        for p, reply in zip(guided, replies[: len(guided)], strict=True):
-            won, holder = cast(tuple[bool, bytes], reply)
-            if not won and holder != p.own:
-                results[p.index] = Sighting("guid", p.article.article_id)
+        """``_decide`` for a batch of newly claimed articles, given each one's GUID claim
+        (None: it has none) and text read (``remember_many`` makes them with the records'
+        claims): sets each one's story and match, or its result when it is a repeat."""
         near: list[_Pending] = []
-        for p, reply in zip(batch, replies[len(guided) :], strict=True):
-            if results[p.index] is not None:
-                continue
-            held = cast(bytes | None, reply)
+        for p, (guid, text) in zip(batch, answers, strict=True):
+            if guid is not None:
+                won, holder = cast(tuple[bool, bytes], guid)
+                if not won and holder != p.own:
+                    results[p.index] = Sighting("guid", p.article.article_id)
+                    continue
+            held = cast(bytes | None, text)
             first = ContentRecord.decode(held) if held is not None else None
             if first is None or first.article == p.own:
                 near.append(p)

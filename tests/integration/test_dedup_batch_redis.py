@@ -46,3 +46,24 @@ def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
     assert [(s.duplicate, s.story_id) for s in again if isinstance(s, Sighting)] == [
         (s.duplicate, s.story_id) for s in got[:25]
     ]
+
+
+def test_on_redis_the_guid_of_a_known_article_is_not_claimed_by_the_batch(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """The GUIDs are claimed in the records' script call, only for the records it created."""
+    items = labelled_articles(copies=1, seed=4)
+    first, other = (article_from(item, START) for item in items[:2])
+    plain = first.model_copy(update={"guid": None})
+    update = first.model_copy(update={"guid": "g-1", "content": first.text + " Updated."})
+    rival = other.model_copy(update={"guid": "g-1", "feed_id": first.feed_id})
+    memory = memory_store(ManualClock(START))
+    expected = [memory.remember(a, f"raw/0/{n}") for n, a in enumerate([plain, update, rival])]
+    assert expected[1].match == "update" and expected[2].duplicate is None
+    clock = ManualClock(START)
+    store = redis_store(DedupSettings(redis_key_prefix=key_prefix), redis_client, clock)
+    got = store.remember_many([(plain, "raw/0/0")])
+    got += store.remember_many([(update, "raw/0/1"), (rival, "raw/0/2")])
+    assert [(s.duplicate, s.story_id, s.match) for s in got if isinstance(s, Sighting)] == [
+        (s.duplicate, s.story_id, s.match) for s in expected
+    ]

@@ -22,7 +22,7 @@ from redis.retry import Retry
 
 from dmzwatch.dedup import records as records_module
 from dmzwatch.dedup.keys import Buckets, KeyLayout
-from dmzwatch.dedup.records import Claim, Get, Op, RedisRecords, Reply, Swap
+from dmzwatch.dedup.records import Claim, Get, If, Op, RedisRecords, Reply, Swap
 from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.errors import RetryableError
 
@@ -48,12 +48,35 @@ def store(
     return RedisRecords(client, layout, "x", LIFETIME, clock, cluster=cluster, declare_keys=declare)
 
 
-def one_by_one(s: RedisRecords, op: Op) -> Reply:
-    if isinstance(op, Claim):
-        return s.claim(op.name, op.value)
-    if isinstance(op, Get):
-        return s.get(op.name)
-    return s.swap(op.name, op.expected, op.new)
+def one_by_one(s: RedisRecords, ops: list[Op]) -> list[Reply]:
+    """The answers of ``ops`` called one by one (an ``If`` runs when its claim was run and won)."""
+    out: list[Reply] = []
+    for op in ops:
+        if isinstance(op, If):
+            reply = out[op.claim]
+            if not (isinstance(reply, tuple) and reply[0] is True):
+                out.append(None)
+                continue
+            op = op.op
+        if isinstance(op, Claim):
+            out.append(s.claim(op.name, op.value))
+        elif isinstance(op, Get):
+            out.append(s.get(op.name))
+        else:
+            out.append(s.swap(op.name, op.expected, op.new))
+    return out
+
+
+def conditional(rng: random.Random, ops: list[Op]) -> list[Op]:
+    """``ops`` with about a third made conditional on an earlier one (any kind)."""
+    out: list[Op] = []
+    for k, op in enumerate(ops):
+        if k and rng.random() < 0.35:
+            assert not isinstance(op, If)
+            out.append(If(op, rng.randrange(k)))
+        else:
+            out.append(op)
+    return out
 
 
 def contents(client: redis.Redis, prefix: str) -> dict[bytes, tuple[dict[bytes, bytes], int]]:
@@ -104,7 +127,7 @@ def test_batches_answer_and_write_as_calls_one_by_one(
     }
     pool = names(rng, 40)
     kinds = {"claim": 0, "get": 0, "swap": 0, "won": 0, "held": 0, "swapped": 0, "found": 0}
-    kinds["mixed"] = 0
+    kinds |= {"mixed": 0, "conditional": 0, "ran": 0}  # ran: a conditional one that ran
     for _step in range(200):
         kind = rng.choice(["claim", "claim", "get", "swap", "swap", "mixed", "mixed", "time"])
         size = rng.choice([0, 1, 2, 5, 20, 60])
@@ -132,7 +155,13 @@ def test_batches_answer_and_write_as_calls_one_by_one(
                 )
                 for n in chosen
             ]
-            want_ops = [one_by_one(reference, op) for op in ops]
+            if rng.random() < 0.5:
+                ops = conditional(rng, ops)
+                kinds["conditional"] += 1
+            want_ops = one_by_one(reference, ops)
+            kinds["ran"] += sum(
+                isinstance(op, If) and r is not None for op, r in zip(ops, want_ops, strict=True)
+            )
             for label, s in stores.items():
                 assert s.run_many(ops) == want_ops, (label, ops)
         elif kind == "get":

@@ -105,3 +105,21 @@ def test_a_story_another_replica_starts_meanwhile_is_joined_not_duplicated(races
     [result] = store.remember_many([(copy, "raw/0/1")])
     assert isinstance(result, Sighting)
     assert result.story_id == "elsewhere" and result.match == "near"
+
+
+def test_the_guid_of_a_known_article_is_not_claimed_by_the_batch() -> None:
+    """``remember`` claims a GUID only for an article id it has not seen: an update that now
+    carries a GUID leaves it free, and another id with that GUID in the same batch is new."""
+    first, other = stream(4)[0], stream(4)[1]
+    assert first.url and other.url and first.article_id != other.article_id
+    plain = first.model_copy(update={"guid": None})
+    update = first.model_copy(update={"guid": "g-1", "content": first.text + " Updated."})
+    rival = other.model_copy(update={"guid": "g-1", "feed_id": first.feed_id})
+    reference = memory_store(ManualClock())
+    expected = [reference.remember(a, f"raw/0/{n}") for n, a in enumerate([plain, update, rival])]
+    assert expected[1].match == "update" and expected[2].duplicate is None
+    store = memory_store(ManualClock())
+    got = store.remember_many([(plain, "raw/0/0")])
+    got += store.remember_many([(update, "raw/0/1"), (rival, "raw/0/2")])
+    assert all(isinstance(s, Sighting) for s in got)
+    assert verdicts(got) == verdicts(expected)  # type: ignore[arg-type]

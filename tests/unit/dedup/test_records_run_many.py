@@ -1,23 +1,49 @@
-"""MemoryRecords' mixed batches (``run_many``) answer and leave what the calls one by one do."""
+"""MemoryRecords' mixed batches (``run_many``, conditions too) answer and leave what the calls one
+by one do."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
 
-from dmzwatch.dedup.records import Claim, Get, MemoryRecords, Op, Reply, Swap
+import pytest
+
+from dmzwatch.dedup.records import Claim, Get, If, MemoryRecords, Op, Reply, Swap
 from dmzwatch.shared.clock import ManualClock
 
 LIFETIME = 100
 VALUES = [b"v0", b"v1", b"v2"]
 
 
-def one_by_one(s: MemoryRecords, op: Op) -> Reply:
-    if isinstance(op, Claim):
-        return s.claim(op.name, op.value)
-    if isinstance(op, Get):
-        return s.get(op.name)
-    return s.swap(op.name, op.expected, op.new)
+def one_by_one(s: MemoryRecords, ops: list[Op]) -> list[Reply]:
+    """The answers of ``ops`` called one by one (an ``If`` runs when its claim was run and won)."""
+    out: list[Reply] = []
+    for op in ops:
+        if isinstance(op, If):
+            reply = out[op.claim]
+            if not (isinstance(reply, tuple) and reply[0] is True):
+                out.append(None)
+                continue
+            op = op.op
+        if isinstance(op, Claim):
+            out.append(s.claim(op.name, op.value))
+        elif isinstance(op, Get):
+            out.append(s.get(op.name))
+        else:
+            out.append(s.swap(op.name, op.expected, op.new))
+    return out
+
+
+def conditional(rng: random.Random, ops: list[Op]) -> list[Op]:
+    """``ops`` with about a third made conditional on an earlier one (any kind)."""
+    out: list[Op] = []
+    for k, op in enumerate(ops):
+        if k and rng.random() < 0.35:
+            assert not isinstance(op, If)
+            out.append(If(op, rng.randrange(k)))
+        else:
+            out.append(op)
+    return out
 
 
 def test_a_mixed_batch_answers_as_its_operations_one_by_one() -> None:
@@ -26,6 +52,7 @@ def test_a_mixed_batch_answers_as_its_operations_one_by_one() -> None:
     reference, batched = MemoryRecords(LIFETIME, clock), MemoryRecords(LIFETIME, clock)
     pool = [bytes([n]) for n in range(12)]
     seen = {"won": 0, "held": 0, "found": 0, "missing": 0, "swapped": 0, "refused": 0}
+    seen |= {"ran": 0, "not run": 0}
     for _ in range(300):
         clock.advance(rng.choice([0, 1, 30, LIFETIME + 1]))
         ops: list[Op] = []
@@ -40,9 +67,14 @@ def test_a_mixed_batch_answers_as_its_operations_one_by_one() -> None:
                     ]
                 )
             )
-        want = [one_by_one(reference, op) for op in ops]
+        if rng.random() < 0.5:
+            ops = conditional(rng, ops)
+        want = one_by_one(reference, ops)
         assert batched.run_many(ops) == want
         for op, reply in zip(ops, want, strict=True):
+            if isinstance(op, If):
+                seen["ran" if reply is not None else "not run"] += 1
+                op = op.op
             if isinstance(op, Claim):
                 seen["won" if reply == (True, op.value) else "held"] += 1
             elif isinstance(op, Get):
@@ -51,3 +83,11 @@ def test_a_mixed_batch_answers_as_its_operations_one_by_one() -> None:
                 seen["swapped" if reply else "refused"] += 1
     assert all(seen.values()), seen  # every kind of answer was compared
     assert {n: batched.get(n) for n in pool} == {n: reference.get(n) for n in pool}
+
+
+def test_a_condition_must_name_an_earlier_operation() -> None:
+    s = MemoryRecords(LIFETIME, ManualClock(datetime(2026, 5, 1, tzinfo=UTC)))
+    with pytest.raises(ValueError, match="not an earlier one"):
+        s.run_many([If(Get(b"a"), 0)])
+    with pytest.raises(ValueError, match="not an earlier one"):
+        s.run_many([Claim(b"a", b"1"), If(Get(b"a"), 2), Get(b"b")])
