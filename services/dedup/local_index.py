@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby
-from operator import itemgetter
 
 import numpy as np
 
@@ -52,23 +50,31 @@ def earlier_sharing(bands: Sequence[Sequence[bytes]]) -> list[list[int]]:
     member = np.zeros(len(flat), dtype=bool)  # in a run of equal keys
     member[1:] |= same
     member[:-1] |= same
-    runs = np.cumsum(np.r_[True, ~same])[member].tolist()
+    places = order[member]  # by run, each run by place in ``flat``
+    rank = _ranks(np.cumsum(np.r_[True, ~same])[member])  # the place within its run
+    # every (later, earlier) pair of a run: each member with each member before it
+    later = np.repeat(np.arange(len(places)), rank)
+    earlier = later - rank[later] + _ranks(later)
+    later, earlier = places[later], places[earlier]
     sizes = [len(one) for one in bands]
-    owner = np.repeat(np.arange(len(bands)), sizes).tolist()
-    start = (np.cumsum(sizes) - sizes).tolist()
-    found: dict[tuple[int, int], int] = {}  # (set, earlier set) -> first field of set found
-    for _, group in groupby(zip(runs, order[member].tolist(), strict=True), key=itemgetter(0)):
-        run = [place for _, place in group]
-        for y, later in enumerate(run):
-            i = owner[later]
-            for earlier in run[:y]:
-                j = owner[earlier]
-                if j < i and flat[earlier] == flat[later]:  # keys of 8+ bytes are hashes
-                    field = later - start[i]
-                    if found.get((i, j), field + 1) > field:
-                        found[(i, j)] = field
-    for i, _, j in sorted((i, field, j) for (i, j), field in found.items()):
-        out[i].append(j)
+    owner = np.repeat(np.arange(len(bands)), sizes)
+    i, j = owner[later], owner[earlier]
+    field = later - (np.cumsum(sizes) - sizes)[i]  # the later set's field found in the earlier
+    keep = j < i
+    hashed = keep & (keys[later] >= np.uint64(1 << 63))  # keys of 8+ bytes: compare the bytes
+    for n in np.flatnonzero(hashed).tolist():
+        keep[n] = flat[int(later[n])] == flat[int(earlier[n])]
+    i, j, field = i[keep], j[keep], field[keep]
+    if not len(i):
+        return out
+    # each earlier set once, at the first field found; then by that field and by place
+    pairs = np.lexsort((field, j, i))
+    i, j, field = i[pairs], j[pairs], field[pairs]
+    first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])]
+    i, j, field = i[first], j[first], field[first]
+    listed = np.lexsort((j, field, i))
+    for a, b in zip(i[listed].tolist(), j[listed].tolist(), strict=True):
+        out[a].append(b)
     return out
 
 
