@@ -12,7 +12,7 @@ import numpy as np
 from dmzwatch.dedup.entries import pack_id, unpack_id
 
 BAND_CAPACITY = 4  # stories kept per band value: the newest; a band shared by many is noise
-FILTER_BITS = 16  # per key in the main band table's filter (a bit set for each key held)
+FILTER_BITS = 8  # per key, for twice the keys, in the main band table's filter (2-4 bytes a key)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # the filter's multiplicative hash (odd)
 
 
@@ -169,9 +169,11 @@ class LocalStoryIndex:
     millions of small objects cost twice their size and fragment the heap). Band keys
     (see :func:`band_keys`) sit in two sorted tables: ``main`` and a smaller ``tail`` of recent
     additions, merged into ``main`` when it grows past an eighth of it; a merge also forgets
-    the oldest stories that are past the window. A lookup answers as :class:`MemoryStoryIndex`
-    does for the same additions: the ``capacity`` newest stories of each band value, those in
-    the window, each story once, in the order of first sighting. Not thread-safe.
+    the oldest stories that are past the window. The main table has a bit filter of its keys
+    (~70 bytes per story), so a lookup searches it only for the few keys that may be there.
+    A lookup answers as :class:`MemoryStoryIndex` does for the same additions: the
+    ``capacity`` newest stories of each band value, those in the window, each story once, in
+    the order of first sighting. Not thread-safe.
     """
 
     def __init__(self, window: int, capacity: int = BAND_CAPACITY, tail: int = 1 << 16) -> None:
