@@ -14,6 +14,7 @@ no story is created for that long.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import threading
 from abc import ABC, abstractmethod
@@ -251,6 +252,19 @@ def decode_stories(
     return stories, created, np.concatenate(keys), np.concatenate(stories_of)
 
 
+def release_freed_memory() -> None:
+    """Give the C allocator's free memory back to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). Loading a window parses every entry into short-lived objects and grows the
+    arrays step by step; without this, their freed memory stays resident (~40 MB for 30,000
+    stories, ``make bench``'s ``memory_dedup_idle_window_mb``)."""
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def _id(version: bytes) -> tuple[int, int]:
     ms, _, seq = version.partition(b"-")
     return int(ms), int(seq or 0)
@@ -286,6 +300,7 @@ class StreamStoryIndex(StoryIndex):
         self._create = client.register_script(_CREATE)
 
     def _catch_up(self) -> None:
+        pages = 0
         while True:
             start = b"(" + self._version
             entries: list[Any] = call_redis(partial(self._page_after, start)) or []
@@ -293,8 +308,11 @@ class StreamStoryIndex(StoryIndex):
                 decoded = decode_stories([fields[b"s"] for _, fields in entries])
                 self._local.extend(*decoded, self._clock.now().timestamp())
                 self._version = bytes(entries[-1][0])
+            pages += 1
             if len(entries) < self._page:
-                return
+                break
+        if pages > 1:
+            release_freed_memory()  # after loading a window: the pages' objects are gone
 
     def _page_after(self, start: bytes) -> Any:
         return self._client.xrange(self._key, start, count=self._page)
