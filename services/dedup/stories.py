@@ -144,9 +144,10 @@ class StoryStore(SeenStore):
         steps that do not depend on each other share one: claim the records, claim the GUIDs
         (of the new records: conditions in the call) and read the texts; look up the
         signatures; create the batch's new stories at once (a story started earlier in the
-        batch is a candidate too, when it shares a band); claim the texts; claim the stories'
-        outlets and record the stories; add the outlets to the stories that had some
-        (compare-and-swap, again on conflict). A known article id, an id met twice in the
+        batch is a candidate too, when it shares a band); claim the texts, record the stories
+        and claim their outlets (of the articles whose text claim lets them join: conditions
+        in the call); add the outlets to the stories that had some (compare-and-swap, again on
+        conflict). A known article id, an id met twice in the
         batch, or an index another replica changed meanwhile goes through ``remember``'s
         one-by-one path."""
         now = self._clock.now()
@@ -200,21 +201,44 @@ class StoryStore(SeenStore):
         batch = claimed
         self._decide_many(batch, answers, results, now)
         decided = [p for p in batch if results[p.index] is None]
-        texts = self._articles.claim_many(
-            [(content_name(p.fingerprint), p.content().encode()) for p in decided]
-        )
-        for p, (won, held) in zip(decided, texts, strict=True):
+        # One call: claim the texts; record the story of each article that joins it and claim
+        # the story's outlets record. An exact copy joins whatever its text claim says; any
+        # other joins when its text claim won (the usual case: a condition in the call), else
+        # unless the text's first article is another of its outlet's (a ``content`` repeat),
+        # then in one more call. A crash after the records are swapped re-delivers articles
+        # whose record names their story: they join the outlets again (idempotent).
+        m = len(decided)
+        created = int(now.timestamp())
+        ops = [Claim(content_name(p.fingerprint), p.content().encode()) for p in decided]
+        for k, p in enumerate(decided):
+            for op in self._recording(p, created):
+                ops.append(op if p.match == "exact" else If(op, k))
+        replies = self._articles.run_many(ops)
+        joining: list[_Pending] = []
+        claims: list[tuple[bool, bytes]] = []  # of each joining one's outlets record
+        late: list[_Pending] = []  # joins after all
+        for k, p in enumerate(decided):
+            outlets_claim = replies[m + 2 * k + 1]
+            if outlets_claim is not None:
+                joining.append(p)
+                claims.append(cast(tuple[bool, bytes], outlets_claim))
+                continue
+            _, held = cast(tuple[bool, bytes], replies[k])
             first = ContentRecord.decode(held)
-            if not won and first.article != p.own and first.outlet == p.ours and p.match != "exact":
-                results[p.index] = Sighting("content", first.story)  # another replica's meanwhile
-        joining = [p for p in decided if results[p.index] is None]
-        # the records are swapped with the outlets' first claims, in the same round trip: a
-        # crash after it re-delivers an article whose record names its story, and that joins
-        # the outlets again (idempotent) as a re-delivery does
-        swaps = [
-            Swap(p.name, p.encoded, p.record.decided(p.story, p.match).encode()) for p in joining
-        ]
-        joins = self._join_many([(p.story, p.outlet) for p in joining], now, swaps)
+            if first.article != p.own and first.outlet == p.ours:  # another replica's meanwhile
+                results[p.index] = Sighting("content", first.story)
+            else:
+                late.append(p)
+        if late:  # in batch order with the others: two joins of one story keep their order
+            again = self._articles.run_many(
+                [op for p in late for op in self._recording(p, created)]
+            )
+            by_index = dict(zip([p.index for p in joining], claims, strict=True))
+            for p, reply in zip(late, again[1::2], strict=True):
+                by_index[p.index] = cast(tuple[bool, bytes], reply)
+            joining = sorted([*joining, *late], key=lambda p: p.index)
+            claims = [by_index[p.index] for p in joining]
+        joins = self._join_many([(p.story, p.outlet) for p in joining], now, claims)
         for p, outlets in zip(joining, joins, strict=True):
             if isinstance(outlets, Exception):
                 results[p.index] = outlets
@@ -228,6 +252,16 @@ class StoryStore(SeenStore):
             except Exception as exc:
                 results[i] = exc
         return [r if r is not None else RuntimeError("no result") for r in results]
+
+    @staticmethod
+    def _recording(p: _Pending, created: int) -> tuple[Swap, Claim]:
+        """The article's record naming its story, and the first claim of the story's outlets
+        (``_join_many``'s)."""
+        outlets = OutletsRecord(created, (p.outlet,))
+        return (
+            Swap(p.name, p.encoded, p.record.decided(p.story, p.match).encode()),
+            Claim(outlets_name(p.story), outlets.encode()),
+        )
 
     def _decide_many(
         self,
@@ -414,24 +448,25 @@ class StoryStore(SeenStore):
         return outlets
 
     def _join_many(
-        self, joins: Sequence[tuple[str, str]], now: datetime, also: Sequence[Op] = ()
+        self,
+        joins: Sequence[tuple[str, str]],
+        now: datetime,
+        claims: Sequence[tuple[bool, bytes]] | None = None,
     ) -> list[tuple[str, ...] | Exception]:
         """``_join`` for each (story, outlet), in order, in a few round trips: claim every
         story's outlets record, then compare-and-swap the outlet into those that exist (two
         joins of one story in a batch: the second swap fails, reads again and retries).
-        ``also``: record operations on other names (not outlets) sent with the first claims,
-        after them; their answers are not kept."""
+        ``claims``: the answers of those first claims (``OutletsRecord(now, (outlet,))``
+        each, in order) when the caller made them."""
         names = [outlets_name(story) for story, _ in joins]
-        created = int(now.timestamp())
-        fresh = [OutletsRecord(created, (outlet,)) for _, outlet in joins]
+        fresh = [OutletsRecord(int(now.timestamp()), (outlet,)) for _, outlet in joins]
         results: list[tuple[str, ...] | Exception | None] = [None] * len(joins)
         pending: list[tuple[int, bytes]] = []  # (join, the record it last read)
-        ops: list[Op] = [
-            Claim(name, record.encode()) for name, record in zip(names, fresh, strict=True)
-        ]
-        claims = self._articles.run_many([*ops, *also])[: len(joins)]
-        for i, reply in enumerate(claims):
-            won, raw = cast(tuple[bool, bytes], reply)
+        if claims is None:
+            claims = self._articles.claim_many(
+                [(name, record.encode()) for name, record in zip(names, fresh, strict=True)]
+            )
+        for i, (won, raw) in enumerate(claims):
             if won:
                 results[i] = fresh[i].outlets
             else:

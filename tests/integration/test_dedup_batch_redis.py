@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import redis
 
 from dmzwatch.dedup.app import redis_store
@@ -16,8 +17,9 @@ from tests.stories import labelled_articles, score
 START = datetime(2026, 5, 1, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("size", [25, 1000])  # 1000: copies of one text in one batch
 def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
-    redis_client: redis.Redis, key_prefix: str
+    redis_client: redis.Redis, key_prefix: str, size: int
 ) -> None:
     items = labelled_articles(copies=5, seed=9)
     clock = ManualClock(START)
@@ -27,8 +29,8 @@ def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
     expected = [memory.remember(a, f"raw/0/{n}") for n, a in enumerate(articles)]
     store = redis_store(DedupSettings(redis_key_prefix=key_prefix), redis_client, clock)
     got: list[Sighting] = []
-    for start in range(0, len(articles), 25):
-        chunk = [(a, f"raw/0/{n}") for n, a in enumerate(articles[start : start + 25], start)]
+    for start in range(0, len(articles), size):
+        chunk = [(a, f"raw/0/{n}") for n, a in enumerate(articles[start : start + size], start)]
         results = store.remember_many(chunk)
         assert all(isinstance(r, Sighting) for r in results), results
         got.extend(r for r in results if isinstance(r, Sighting))
@@ -66,4 +68,23 @@ def test_on_redis_the_guid_of_a_known_article_is_not_claimed_by_the_batch(
     got += store.remember_many([(update, "raw/0/1"), (rival, "raw/0/2")])
     assert [(s.duplicate, s.story_id, s.match) for s in got if isinstance(s, Sighting)] == [
         (s.duplicate, s.story_id, s.match) for s in expected
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_copies_of_one_text_in_a_batch_on_redis_join_as_one_by_one(
+    redis_client: redis.Redis, key_prefix: str, seed: int
+) -> None:
+    """Big batches holding several copies of one text from different outlets: the copies'
+    text claims lose to the first, and they join the story in one more call, in batch order."""
+    clock = ManualClock(START)
+    articles = [article_from(item, clock.now()) for item in labelled_articles(copies=5, seed=seed)]
+    articles += [a for n, a in enumerate(articles) if n % 7 == 3]  # polled again
+    memory = memory_store(ManualClock(START))
+    expected = [memory.remember(a, f"raw/0/{n}") for n, a in enumerate(articles)]
+    store = redis_store(DedupSettings(redis_key_prefix=key_prefix), redis_client, clock)
+    got = store.remember_many([(a, f"raw/0/{n}") for n, a in enumerate(articles)])
+    assert all(isinstance(s, Sighting) for s in got), got
+    assert [(s.duplicate, s.story_id, s.outlets) for s in got if isinstance(s, Sighting)] == [
+        (s.duplicate, s.story_id, s.outlets) for s in expected
     ]
