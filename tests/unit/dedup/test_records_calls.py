@@ -127,3 +127,39 @@ def test_a_cluster_client_groups_by_shard_unless_told_otherwise() -> None:
     assert RedisRecords(cluster_client, layout, "x", LIFETIME, clock)._cluster
     assert not RedisRecords(redis.Redis(port=1), layout, "x", LIFETIME, clock)._cluster
     assert RedisRecords(redis.Redis(port=1), layout, "x", LIFETIME, clock, cluster=True)._cluster
+
+
+@pytest.mark.parametrize("declare", [False, True])
+def test_conditions_travel_in_the_descriptor_of_one_call(declare: bool) -> None:
+    s = store(1024, cluster=False, declare=declare)
+    batch: list[tuple[bytes, ...]] = [(n, v) for n, v in entries(40)]
+    deps = [k - 1 if k % 3 == 2 else -1 for k in range(len(batch))]  # on the one before
+    now = NOW.timestamp()
+    ((positions, _, args),) = s._calls(batch, 99, now, deps)
+    assert list(positions) == list(range(len(batch)))
+    desc = args[3]
+    assert isinstance(desc, bytes)
+    d, found = 0, []
+    for entry, dep in zip(batch, deps, strict=True):
+        assert desc[d] & 0x7F == len(entry)
+        if dep >= 0:
+            assert desc[d] & 0x80
+            found.append(int.from_bytes(desc[d + 4 : d + 7], "big") - 1)  # 1-based in the call
+            d += 7
+        else:
+            assert not desc[d] & 0x80
+            d += 4
+    assert d == len(desc)
+    assert found == [dep for dep in deps if dep >= 0]
+
+
+def test_conditions_are_refused_where_one_call_cannot_take_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch: list[tuple[bytes, ...]] = [(n, v) for n, v in entries(10)]
+    deps = [-1] + [0] * 9
+    with pytest.raises(ValueError, match="one script call"):
+        store(8, cluster=True)._calls(batch, 99, NOW.timestamp(), deps)
+    monkeypatch.setattr(records_module, "BATCH_CHUNK", 5)
+    with pytest.raises(ValueError, match="one script call"):
+        store(8, cluster=False)._calls(batch, 99, NOW.timestamp(), deps)
