@@ -3,9 +3,9 @@
 The raw articles are produced to ``articles.raw`` before any stage starts. Then the stages start
 as separate processes: the real ``dmzwatch dedup`` and ``dmzwatch classifier`` (``services``),
 or pass-through stages of the same shape (``relay``, see ``bench/relay.py``), with one or more
-replicas each in the same consumer group. The run is over when the first stage has consumed
-every raw article and the second every article the first passed on (their
-``dmzwatch_messages_total`` counters), and every decision is on its topic.
+replicas each in the same consumer group. The run is over when the first stage's group has
+committed every raw article and the second's every article the first passed on (a batch is
+committed only once its outputs are acknowledged), and every decision is on its topic.
 
 Throughput is the raw article count over the time from the first record the first stage
 produced to the last decision (both broker record timestamps, taken by the producers), so
@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
 
 from bench.stack import BenchStack, Service, assign_from_start, produce_all, read_topic, wait_until
 
@@ -77,6 +77,12 @@ def _stages(stack: BenchStack, chain: Chain, replicas: int) -> tuple[list[Servic
     return first, second
 
 
+def _committed(admin: KafkaAdminClient, group: str) -> int:
+    """Records of its input that ``group`` has committed (all partitions)."""
+    offsets = admin.list_group_offsets({group: None}).get(group, {})
+    return sum(max(0, o.offset) for o in offsets.values())
+
+
 def _count(services: list[Service], outcome: str) -> float:
     return sum(s.counter("dmzwatch_messages_total", outcome=outcome) for s in services)
 
@@ -99,12 +105,29 @@ def replay(
         stack.sample_memory()
         everyone = first + second
         n = len(records)
-        wait_until(lambda: _count(first, "in") >= n, timeout, f"{chain}: first stage", everyone)
-        passed_on = int(_count(first, "out"))
-        wait_until(
-            lambda: _count(second, "in") >= passed_on, timeout, f"{chain}: second stage", everyone
-        )
         topics = stack.catalogue
+        stages = [s.name.rsplit("-", 1)[0] for s in (first[0], second[0])]
+        groups = [f"{stack.prefix}-{stage}" for stage in stages]
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        try:
+            # Done when each stage has committed every record of its input: the runner commits
+            # only once the batch's outputs are acknowledged, so nothing is still in hand (its
+            # "in" counter counts a batch as soon as it is polled).
+            wait_until(
+                lambda: _committed(admin, groups[0]) >= n,
+                timeout,
+                f"{chain}: first stage",
+                everyone,
+            )
+            passed_on = int(_count(first, "out"))
+            wait_until(
+                lambda: _committed(admin, groups[1]) >= passed_on,
+                timeout,
+                f"{chain}: second stage",
+                everyone,
+            )
+        finally:
+            admin.close()
         partitions = stack.partitions
         started = _first_timestamp(bootstrap_servers, topics.articles_unique, partitions)
         seen: Counter[bytes] = Counter()
