@@ -244,7 +244,24 @@ class StoryStore(SeenStore):
                 results[p.index] = outlets
             else:
                 results[p.index] = Sighting(None, p.story, p.match, 1, outlets, None)
+        first_of = {p.own_id: p for p in batch}  # the records this batch created
+        one_by_one: set[str] = set()
         for i in sorted(later):  # in batch order: an id met twice keeps its order
+            article = items[i][0]
+            recorded = first_of.get(article.article_id)
+            earlier = results[recorded.index] if recorded is not None else None
+            if (
+                recorded is not None
+                and isinstance(earlier, Sighting)
+                and article.article_id not in one_by_one
+                and _text_hash(article) == recorded.record.recent[0][0]
+            ):
+                # The same text again under an id this batch recorded: what ``remember``
+                # would find (an unchanged repeat of that record, its story once decided).
+                story = earlier.story_id if earlier.duplicate is None else ""
+                results[i] = Sighting(_repeat_kind(article), story or article.article_id)
+                continue
+            one_by_one.add(article.article_id)
             try:
                 results[i] = self.remember(*items[i])
             except RetryableError:
@@ -504,6 +521,11 @@ class StoryStore(SeenStore):
             else RetryableError(f"the outlets of story {joins[i][0]} keep changing")
             for i, r in enumerate(results)
         ]
+
+
+def _text_hash(article: Article) -> bytes:
+    """The text hash an article record keeps for ``article``."""
+    return bytes.fromhex(content_fingerprint(article.title, article.text))[:6]
 
 
 def _repeat_kind(article: Article) -> DuplicateKind:

@@ -69,6 +69,22 @@ def test_a_redelivered_batch_gets_the_same_answers() -> None:
     assert verdicts(again) == verdicts(first)
 
 
+def test_an_id_met_again_in_a_batch_is_a_repeat_or_an_update_as_one_by_one() -> None:
+    articles = stream(4)[:40]
+    a, b = articles[0], articles[5]
+    field = "content" if a.content else "summary"
+    edited = a.model_copy(update={field: a.text + " A correction was added."})
+    # a, its repeat, its update, the update again, the original text again; b's story too
+    mixed = [a, b, a, edited, b, edited, a, *articles[6:12], edited]
+    expected = one_by_one(mixed)
+    got = batched(mixed, len(mixed))
+    assert verdicts(got) == verdicts(expected)
+    assert [(s.match, s.revision) for s in got] == [(s.match, s.revision) for s in expected]
+    dropped = [s.duplicate is not None for s in got][:7]
+    assert dropped == [False, False, True, False, True, True, True]
+    assert got[3].revision == 2 and got[3].match == "update"
+
+
 class RaceIndex(StoryIndex):
     """An index another replica writes to between our lookups and our first create."""
 
