@@ -20,9 +20,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
+import redis
 from kafka import KafkaAdminClient, KafkaConsumer
 
-from bench.stack import BenchStack, Service, assign_from_start, produce_all, read_topic, wait_until
+from bench.stack import (
+    REDIS_URL,
+    BenchStack,
+    Service,
+    assign_from_start,
+    cpu_seconds,
+    produce_all,
+    read_topic,
+    wait_until,
+)
 
 Chain = Literal["services", "relay"]
 
@@ -36,10 +46,14 @@ class ChainResult:
     decisions: int
     duplicate_decisions: int  # decisions of an article decided before
     peak_rss: dict[str, int]  # stage -> largest resident size of its replicas under load
+    cpu: dict[str, float]  # process -> CPU seconds from spawn to the last commit (start-up in)
 
     @property
     def per_second(self) -> float:
         return self.articles / self.seconds
+
+    def cpu_us_per_article(self) -> dict[str, float]:
+        return {name: seconds * 1e6 / self.articles for name, seconds in self.cpu.items()}
 
 
 def _first_timestamp(bootstrap_servers: str, topic: str, partitions: int) -> int:
@@ -83,6 +97,12 @@ def _committed(admin: KafkaAdminClient, group: str) -> int:
     return sum(max(0, o.offset) for o in offsets.values())
 
 
+def _redis_cpu(client: redis.Redis) -> float:
+    """CPU seconds the Redis server has used (all clients: the benchmark's are all there is)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def _count(services: list[Service], outcome: str) -> float:
     return sum(s.counter("dmzwatch_messages_total", outcome=outcome) for s in services)
 
@@ -94,12 +114,16 @@ def replay(
     replicas: int = 1,
     timeout: float = 1200.0,
     env: dict[str, str] | None = None,
+    broker_pid: int | None = None,
 ) -> ChainResult:
     """Replay ``records`` (key, value) through ``chain`` with ``replicas`` per stage (``env``:
-    more ``DMZWATCH_`` settings for the stages)."""
+    more ``DMZWATCH_`` settings for the stages; ``broker_pid``: count the broker's CPU too)."""
     with BenchStack(bootstrap_servers, name=f"{chain}{replicas}", extra_env=env or {}) as stack:
         stack.create_topics()
         produce_all(bootstrap_servers, stack.catalogue.articles_raw, records)
+        redis_client = redis.Redis.from_url(REDIS_URL)
+        redis_before = _redis_cpu(redis_client)
+        broker_before = cpu_seconds(broker_pid) if broker_pid else 0.0
         spawned = time.time()
         first, second = _stages(stack, chain, replicas)
         stack.sample_memory()
@@ -128,6 +152,14 @@ def replay(
             )
         finally:
             admin.close()
+        cpu: dict[str, float] = {}
+        for service in everyone:
+            stage = service.name.rsplit("-", 1)[0]
+            cpu[stage] = cpu.get(stage, 0.0) + cpu_seconds(service.pid)
+        cpu["redis"] = _redis_cpu(redis_client) - redis_before
+        redis_client.close()
+        if broker_pid:
+            cpu["broker"] = cpu_seconds(broker_pid) - broker_before
         partitions = stack.partitions
         started = _first_timestamp(bootstrap_servers, topics.articles_unique, partitions)
         seen: Counter[bytes] = Counter()
@@ -153,11 +185,17 @@ def replay(
             decisions=sum(seen.values()),
             duplicate_decisions=sum(seen.values()) - len(seen),
             peak_rss=peak,
+            cpu=cpu,
         )
         print(
             f"  {chain} x{replicas}: {result.per_second:,.0f} articles/s over "
             f"{result.seconds:.1f}s (+{result.startup_seconds:.1f}s start-up), "
             f"{result.passed_on:,} passed on, {result.decisions:,} decisions",
+            flush=True,
+        )
+        print(
+            "    CPU per article: "
+            + ", ".join(f"{k} {v:.0f} µs" for k, v in result.cpu_us_per_article().items()),
             flush=True,
         )
         return result

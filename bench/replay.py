@@ -21,10 +21,12 @@ MB = 1024 * 1024
 def figures() -> list[Figure]:
     records = encoded(ArticleFactory(seed=3, run="replay").mix(ARTICLES))
     size = sum(len(v) for _, v in records) / len(records)
-    with Broker() as servers:
-        relay = replay(servers, records, "relay")
-    with Broker() as servers:
-        real = replay(servers, records, "services")
+    broker = Broker()
+    with broker as servers:
+        relay = replay(servers, records, "relay", broker_pid=broker.pid)
+    broker = Broker()
+    with broker as servers:
+        real = replay(servers, records, "services", broker_pid=broker.pid)
     note = (
         f"{ARTICLES:,} raw articles of {size:,.0f} B ({real.passed_on:,} unique); "
         f"start-up {real.startup_seconds:.1f}s not counted"
@@ -53,5 +55,16 @@ def figures() -> list[Figure]:
         *(
             Figure(f"memory_{stage}_load_mb", rss / MB, "MB", note="RSS peak during the replay")
             for stage, rss in real.peak_rss.items()
+        ),
+        *(
+            Figure(
+                f"replay_cpu_us_per_article_{chain}_{name}",
+                value,
+                "µs",
+                note="CPU time of the process (all replicas) from spawn to the last commit, per "
+                "raw article: where the time goes (2 cores shared by all of them)",
+            )
+            for chain, result in (("services", real), ("passthrough", relay))
+            for name, value in result.cpu_us_per_article().items()
         ),
     ]

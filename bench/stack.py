@@ -44,6 +44,15 @@ def rss_bytes(pid: int) -> int:
     return int(found.group(1)) * 1024 if found else 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, from ``/proc/<pid>/stat`` (0 once gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Service:
     """One started process and what can be read from it."""
@@ -293,6 +302,10 @@ class Broker:
     def __init__(self) -> None:
         LOGS.mkdir(exist_ok=True)
         self._broker = TansuBroker(log_path=LOGS / "tansu.log")
+
+    @property
+    def pid(self) -> int | None:
+        return self._broker.pid
 
     def __enter__(self) -> str:
         return self._broker.start().bootstrap_servers
