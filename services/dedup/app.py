@@ -27,7 +27,14 @@ def redis_store(settings: DedupSettings, client: redis.Redis, clock: Clock) -> S
     layout = KeyLayout(settings.redis_key_prefix, settings.dedup_shards)
     window = settings.story_window_seconds
     return StoryStore(
-        RedisRecords(client, layout, "x", settings.dedup_ttl_seconds, clock),
+        RedisRecords(
+            client,
+            layout,
+            "x",
+            settings.dedup_ttl_seconds,
+            clock,
+            declare_keys=settings.dedup_declare_keys,
+        ),
         StreamStoryIndex(client, layout, window, clock) if settings.near_duplicates else None,
         Outlets(settings.outlet_aliases),
         clock,

@@ -343,6 +343,11 @@ class RedisRecords(RecordStore):
         self._cached_keys: dict[int, list[str]] = {}
         self._cached_live: list[str] = []
 
+    @property
+    def declares_keys(self) -> bool:
+        """Whether batch scripts name every key they touch (a cluster, or ``declare_keys``)."""
+        return self._declare
+
     def _keys(self, name: bytes, now: float) -> list[str]:
         return self._shard_keys(self._layout.shard(name), now)
 

@@ -41,6 +41,12 @@ class DedupSettings(CommonSettings):
         description="Hashes per time bucket for exact-match records; keep (articles per "
         "bucket × 3 / shards) under Redis' hash-max-listpack-entries (DMZWATCH_DEDUP_SHARDS)",
     )
+    dedup_declare_keys: bool = Field(
+        False,
+        description="Name every Redis key a batch script touches in its KEYS, as a proxy that "
+        "routes by declared keys (twemproxy, Envoy) needs; off: a batch script on a standalone "
+        "Redis builds its key names itself, ~5x fewer arguments (DMZWATCH_DEDUP_DECLARE_KEYS)",
+    )
     outlet_aliases: dict[str, str] = Field(
         default_factory=dict,
         description='JSON map of host or domain to the outlet it belongs to, e.g. {"yonhapnews.'

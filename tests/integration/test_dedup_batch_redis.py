@@ -17,9 +17,16 @@ from tests.stories import labelled_articles, score
 START = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("size", [25, 1000])  # 1000: copies of one text in one batch
+@pytest.mark.parametrize(
+    ("size", "declare"),
+    [(25, False), (1000, False), (25, True)],  # 1000: copies of one text in one batch
+)
 def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
-    redis_client: redis.Redis, key_prefix: str, size: int
+    redis_client: redis.Redis,
+    key_prefix: str,
+    size: int,
+    declare: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     items = labelled_articles(copies=5, seed=9)
     clock = ManualClock(START)
@@ -27,7 +34,16 @@ def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
     articles += articles[:10]  # polled again: repeats
     memory = memory_store(ManualClock(START))
     expected = [memory.remember(a, f"raw/0/{n}") for n, a in enumerate(articles)]
-    store = redis_store(DedupSettings(redis_key_prefix=key_prefix), redis_client, clock)
+    declared: list[int] = []  # KEYS per script call
+    evalsha = redis_client.evalsha
+
+    def spy(sha: str, numkeys: int, *args: object) -> object:
+        declared.append(numkeys)
+        return evalsha(sha, numkeys, *args)
+
+    monkeypatch.setattr(redis_client, "evalsha", spy)
+    settings = DedupSettings(redis_key_prefix=key_prefix, dedup_declare_keys=declare)
+    store = redis_store(settings, redis_client, clock)
     got: list[Sighting] = []
     for start in range(0, len(articles), size):
         chunk = [(a, f"raw/0/{n}") for n, a in enumerate(articles[start : start + size], start)]
@@ -39,6 +55,8 @@ def test_batches_on_redis_give_the_stories_of_one_by_one_in_memory(
     stories = {item["id"]: s.story_id for item, s in zip(items, got, strict=False)}
     result = score(items, stories)
     assert result.recall >= 0.95 and result.merged == ()
+    # DMZWATCH_DEDUP_DECLARE_KEYS: batch scripts name their keys (9 per shard met), or none
+    assert (max(declared) > 9 * 10) if declare else (max(declared) <= 9), max(declared)
     # every key the batches wrote expires, but the index version
     for key in redis_client.scan_iter(match=key_prefix + "*", count=1000):
         ttl = redis_client.ttl(key)
