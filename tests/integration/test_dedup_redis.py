@@ -53,9 +53,7 @@ def test_redis_and_memory_stores_give_the_same_stories(
     assert result.recall >= 0.95 and result.merged == ()
 
 
-def test_every_key_expires_within_its_lifetime(
-    redis_client: redis.Redis, key_prefix: str
-) -> None:
+def test_every_key_expires_within_its_lifetime(redis_client: redis.Redis, key_prefix: str) -> None:
     settings = DedupSettings(redis_key_prefix=key_prefix)
     clock = ManualClock(datetime.now(UTC))
     run(redis_store(settings, redis_client, clock), clock, ARTICLES[:40])
