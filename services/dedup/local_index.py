@@ -84,81 +84,142 @@ def _band_key(band: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(band, digest_size=8).digest(), "big") | 1 << 63
 
 
+ROW_BITS = 27  # a short table entry: its key's 37 bits above its row's 27
+MAX_ROWS = 1 << ROW_BITS  # stories held at once (the window holds a few hundred thousand)
+_ROW = np.uint64(MAX_ROWS - 1)
+_SHORT = np.uint64((1 << (64 - ROW_BITS)) - 1)  # a short key: band number (< 32) and hash
+_SHORT_TOP = np.uint64(5 << 56 >> (64 - ROW_BITS))  # what a short key's top bits are
+_BITS = np.uint64(ROW_BITS)
+
+
+def _short(keys: np.ndarray) -> np.ndarray:
+    """Which keys are of the signer's bands (5 bytes, the first below 32): 37 bits of them."""
+    short: np.ndarray = keys >> np.uint64(64 - ROW_BITS) == _SHORT_TOP
+    return short
+
+
 class _BandTable:
     """Band keys in ascending order, equal keys by row (oldest first), and each one's row;
-    optionally a filter of the keys held (:meth:`filtered`; the main table's) so that a search
-    skips most keys that are not here without reading the large sorted table."""
+    optionally a filter of the keys held (:meth:`filtered`; the main tables') so that a search
+    skips most keys that are not here without reading the large sorted table.
 
-    __slots__ = ("bits", "keys", "marked", "room", "rows", "shift")
+    A short table (the signer's bands: see :func:`_short`) holds each key and row in one
+    uint64, ``key << ROW_BITS | row`` (8 bytes an entry), sorted as they are; any other key
+    (a wide table) is a uint64 beside a uint32 row (12 bytes)."""
 
-    def __init__(self, keys: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
-        self.keys = np.empty(0, np.uint64) if keys is None else keys
-        self.rows = np.empty(0, np.uint32) if rows is None else rows
+    __slots__ = ("bits", "entries", "marked", "room", "rows", "shift", "short")
+
+    def __init__(
+        self, short: bool, entries: np.ndarray | None = None, rows: np.ndarray | None = None
+    ) -> None:
+        self.short = short
+        self.entries = np.empty(0, np.uint64) if entries is None else entries
+        self.rows = None if short else np.empty(0, np.uint32) if rows is None else rows
         self.bits: np.ndarray | None = None  # the filter: bit h(key) set for each key marked
         self.shift = np.uint64(64)  # h(key) is the top bits of key * _GOLDEN
         self.marked = 0  # keys marked in the filter (also those dropped since)
         self.room = 0  # keys the filter was sized for
 
-    def __len__(self) -> int:
-        return len(self.keys)
+    @classmethod
+    def of(cls, short: bool, keys: np.ndarray, rows: np.ndarray) -> _BandTable:
+        """A table of ``keys`` (short keys if ``short``) and their ``rows``, in any order."""
+        if short:
+            return cls(True, np.sort(keys << _BITS | rows.astype(np.uint64)))
+        order = np.lexsort((rows, keys))
+        return cls(False, keys[order], rows[order].astype(np.uint32))
 
-    def filtered(self, previous: _BandTable, added: np.ndarray) -> _BandTable:
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def keys(self) -> np.ndarray:
+        return self.entries >> _BITS if self.short else self.entries
+
+    def filtered(self, previous: _BandTable, added: _BandTable) -> _BandTable:
         """This table with a filter of its keys: ``previous``'s (taken over, no copy) with the
-        ``added`` keys marked while it has room, else a new one with room for twice as many
+        keys of ``added`` marked while it has room, else a new one with room for twice as many
         keys as here, ``FILTER_BITS`` each (so at most ~1/16 of the keys not here pass)."""
         if previous.bits is not None and previous.marked + len(added) <= previous.room:
             self.bits, self.shift, self.room = previous.bits, previous.shift, previous.room
             self.marked = previous.marked + len(added)
-            slots = self._slots(added)
-            bit = np.left_shift(1, slots & np.uint64(7), dtype=np.uint8)
-            np.bitwise_or.at(self.bits, (slots >> np.uint64(3)).astype(np.intp), bit)
+            self._mark(added.keys())
             return self
-        self.room = 2 * len(self.keys)
+        self.room = 2 * len(self)
         size = max(8, FILTER_BITS * self.room - 1).bit_length()
         self.shift = np.uint64(64 - size)
-        held = np.zeros(1 << size, dtype=bool)
-        held[self._slots(self.keys)] = True
-        self.bits = np.packbits(held, bitorder="little")
-        self.marked = len(self.keys)
+        self.bits = np.zeros(1 << (size - 3), np.uint8)
+        self._mark(self.keys())
+        self.marked = len(self)
         return self
+
+    def _mark(self, keys: np.ndarray) -> None:
+        """Set the filter's bit of each key (in place: no array of a byte per bit)."""
+        assert self.bits is not None
+        slots = self._slots(keys)
+        bit = np.left_shift(1, slots & np.uint64(7), dtype=np.uint8)
+        np.bitwise_or.at(self.bits, (slots >> np.uint64(3)).astype(np.intp), bit)
 
     def _slots(self, keys: np.ndarray) -> np.ndarray:
         slots: np.ndarray = (keys * _GOLDEN) >> self.shift
         return slots
 
-    def merged(self, keys: np.ndarray, rows: np.ndarray) -> _BandTable:
-        """This table with ``keys`` (sorted, their rows newer than any here) merged in."""
-        at = np.searchsorted(self.keys, keys, side="right")
-        at += np.arange(len(keys))  # their places in the merged table
-        ours = np.ones(len(self.keys) + len(keys), dtype=bool)
+    def merged(self, newer: _BandTable) -> _BandTable:
+        """This table with the entries of ``newer`` (whose rows are newer than any here)."""
+        at = np.searchsorted(self.entries, newer.entries, side="right")
+        at += np.arange(len(newer))  # their places in the merged table
+        ours = np.ones(len(self) + len(newer), dtype=bool)
         ours[at] = False
-        merged = _BandTable(np.empty(len(ours), np.uint64), np.empty(len(ours), np.uint32))
-        merged.keys[at], merged.keys[ours] = keys, self.keys
-        merged.rows[at], merged.rows[ours] = rows, self.rows
+        merged = _BandTable(self.short, np.empty(len(ours), np.uint64))
+        merged.entries[at], merged.entries[ours] = newer.entries, self.entries
+        if self.rows is not None and newer.rows is not None:
+            merged.rows = np.empty(len(ours), np.uint32)
+            merged.rows[at], merged.rows[ours] = newer.rows, self.rows
         return merged
+
+    def unload(self) -> None:
+        """Let go of the entries (only the filter is wanted)."""
+        self.entries = self.entries[:0].copy()
+        self.rows = None if self.rows is None else self.rows[:0].copy()
+
+    def dropped(self, gone: int) -> _BandTable:
+        """This table without rows below ``gone``, and the others ``gone`` rows lower."""
+        if self.rows is None:
+            kept = self.entries[(self.entries & _ROW) >= np.uint64(gone)]
+            kept -= np.uint64(gone)
+            return _BandTable(True, kept)
+        keep = self.rows >= gone
+        return _BandTable(False, self.entries[keep], self.rows[keep] - np.uint32(gone))
 
     def newest(self, keys: np.ndarray, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``take[i]`` of the newest rows of ``keys[i]`` (sorted), each key's oldest first,
         as (rows, index of their key); ``take`` is lowered to the number taken."""
         if not len(self):
             take[:] = 0
-            return self.rows[:0], np.empty(0, np.intp)
+            return np.empty(0, np.int64), np.empty(0, np.intp)
         at = np.arange(len(keys))  # the keys that may be here
         if self.bits is not None:
             slots = self._slots(keys)
             at = np.flatnonzero(self.bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)) & 1)
-        low = np.searchsorted(self.keys, keys[at], side="left")
-        held = self.keys[np.minimum(low, len(self) - 1)] == keys[at]
-        at, low = at[held], low[held]
-        high = np.searchsorted(self.keys, keys[at], side="right")
+        if self.short:
+            first = keys[at] << _BITS
+            low = np.searchsorted(self.entries, first, side="left")
+            held = self.entries[np.minimum(low, len(self) - 1)] >> _BITS == keys[at]
+            at, low = at[held], low[held]
+            high = np.searchsorted(self.entries, first[held] | _ROW, side="right")
+        else:
+            low = np.searchsorted(self.entries, keys[at], side="left")
+            held = self.entries[np.minimum(low, len(self) - 1)] == keys[at]
+            at, low = at[held], low[held]
+            high = np.searchsorted(self.entries, keys[at], side="right")
         count = np.zeros(len(keys), np.int64)
         count[at] = high - low
         np.minimum(take, count, out=take)
         taken = take[at]
         which = np.repeat(at, taken)
         starts = np.cumsum(taken) - taken
-        rows = np.repeat(high - taken - starts, taken) + np.arange(len(which))
-        return self.rows[rows], which
+        places = np.repeat(high - taken - starts, taken) + np.arange(len(which))
+        if self.rows is None:
+            return (self.entries[places] & _ROW).astype(np.int64), which
+        return self.rows[places].astype(np.int64), which
 
 
 class LocalStoryIndex:
@@ -167,13 +228,17 @@ class LocalStoryIndex:
     Rows (story id, created, signature) are kept in the order stories were added, in arrays
     and one byte string rather than an object per story (a process holds the whole window, and
     millions of small objects cost twice their size and fragment the heap). Band keys
-    (see :func:`band_keys`) sit in two sorted tables: ``main`` and a smaller ``tail`` of recent
+    (see :func:`band_keys`) sit in sorted tables: ``main`` and a smaller ``tail`` of recent
     additions, merged into ``main`` when it grows past an eighth of it; a merge also forgets
-    the oldest stories that are past the window. The main table has a bit filter of its keys
-    (~70 bytes per story), so a lookup searches it only for the few keys that may be there.
-    A lookup answers as :class:`MemoryStoryIndex` does for the same additions: the
-    ``capacity`` newest stories of each band value, those in the window, each story once, in
-    the order of first sighting. Not thread-safe.
+    the oldest stories that are past the window. Each is a short table of the signer's bands
+    (8 bytes a band) and a wide one of any others (12 bytes; empty in service). The main tables
+    have a bit filter of their keys (1-4 bytes a key), so a lookup searches them only for the
+    few keys that may be there. A story costs ~580 bytes: its 32 bands' 256 and their filter's
+    ~40, its id and signature (~270), where they start and when it was created (8; and their
+    room to grow). A merge copies one table at a time. A lookup answers as
+    :class:`MemoryStoryIndex` does for the same additions: the ``capacity`` newest stories of
+    each band value, those in the window, each story once, in the order of first sighting.
+    Not thread-safe.
     """
 
     def __init__(self, window: int, capacity: int = BAND_CAPACITY, tail: int = 1 << 16) -> None:
@@ -184,15 +249,23 @@ class LocalStoryIndex:
 
     def clear(self) -> None:
         self._stories = bytearray()  # per row: packed id (length-prefixed) and signature
-        # rows in arrays with room to grow (doubled when full), the first ``len(self)`` used
+        # rows in arrays with room to grow (by a quarter when full), the first ``len(self)`` used
         self._size = 0
-        self._starts = np.zeros(1, np.int64)  # where each row starts in it, and the end
-        self._created = np.empty(0, np.int64)
-        self._main = _BandTable()
-        self._tail = _BandTable()
+        self._starts = np.zeros(1, np.uint32)  # where each row starts in it, and the end
+        self._created = np.empty(0, np.uint32)  # epoch seconds (as in the stream's entries)
+        self._main = (_BandTable(True), _BandTable(False))
+        self._tail = (_BandTable(True), _BandTable(False))
 
     def __len__(self) -> int:
         return self._size
+
+    def nbytes(self) -> int:
+        """The bytes of the arrays and the byte string held (their unused room included)."""
+        tables = [*self._main, *self._tail]
+        held = [self._starts, self._created]
+        held += [t.entries for t in tables] + [t.rows for t in tables if t.rows is not None]
+        held += [t.bits for t in tables if t.bits is not None]
+        return len(self._stories) + sum(array.nbytes for array in held)
 
     def add(self, stories: Sequence[tuple[str, int, bytes, Sequence[bytes]]], now: float) -> None:
         """Add (story id, created, signature, bands) in order, after every story added before."""
@@ -217,36 +290,82 @@ class LocalStoryIndex:
         ``stories``) that each belongs to, in any order."""
         if not stories:
             return
-        rows = (story + len(self)).astype(np.uint32)
-        order = np.lexsort((rows, keys))
-        self._tail = self._tail.merged(keys[order], rows[order])
-        sizes = np.fromiter(map(len, stories), np.int64, len(stories))
         low, high = self._size, self._size + len(stories)
+        sizes = np.fromiter(map(len, stories), np.uint32, len(stories))
+        if high > MAX_ROWS or int(self._starts[low]) + int(sizes.sum()) >= 1 << 32:
+            raise OverflowError(f"more than {MAX_ROWS} stories or 4 GiB of them in the index")
+        rows = (story + low).astype(np.uint64)
+        short = _short(keys)
+        if short.all():
+            self._tail = (
+                self._tail[0].merged(_BandTable.of(True, keys & _SHORT, rows)),
+                self._tail[1],
+            )
+        else:
+            self._tail = (
+                self._tail[0].merged(_BandTable.of(True, keys[short] & _SHORT, rows[short])),
+                self._tail[1].merged(_BandTable.of(False, keys[~short], rows[~short])),
+            )
         if high > len(self._created):
-            room = max(2 * len(self._created), high, 64)
-            self._created = np.concatenate((self._created[:low], np.empty(room - low, np.int64)))
-            self._starts = np.concatenate((self._starts[: low + 1], np.empty(room - low, np.int64)))
+            room = max(high + high // 4, 64)
+            self._created = np.concatenate((self._created[:low], np.empty(room - low, np.uint32)))
+            self._starts = np.concatenate(
+                (self._starts[: low + 1], np.empty(room - low, np.uint32))
+            )
         np.cumsum(sizes, out=self._starts[low + 1 : high + 1])
         self._starts[low + 1 : high + 1] += self._starts[low]
         self._created[low:high] = created
         self._stories += b"".join(stories)
         self._size = high
-        if len(self._tail) > max(self._least_tail, len(self._main) // 8):
+        tail = len(self._tail[0]) + len(self._tail[1])
+        if tail > max(self._least_tail, (len(self._main[0]) + len(self._main[1])) // 8):
             self.compact(now)
 
     def compact(self, now: float) -> None:
         """Merge the tail into the main table and forget the leading stories past the window."""
-        merged = self._main.merged(self._tail.keys, self._tail.rows)
         expired = now - self._created[: self._size] > self._window
         gone = len(expired) if expired.all() else int(np.argmin(expired))
+        # one table is copied at a time, its old entries let go as soon as it is
+        mains, tails = list(self._main), list(self._tail)
+        self._main = self._tail = (_BandTable(True), _BandTable(False))
+        done = []
+        while mains:
+            main, tail = mains.pop(0), tails.pop(0)
+            if gone:
+                kept, tail = main.dropped(gone), tail.dropped(gone)
+                main.unload()
+                merged = kept.merged(tail)
+                del kept
+            else:
+                merged = main.merged(tail)
+                main.unload()
+            done.append(merged.filtered(main, tail))
+        self._main = (done[0], done[1])
         if gone:
-            keep = merged.rows >= gone
-            merged = _BandTable(merged.keys[keep], merged.rows[keep] - np.uint32(gone))
             del self._stories[: self._starts[gone]]
             self._starts = self._starts[gone:] - self._starts[gone]
             self._created = self._created[gone:]
             self._size -= gone
-        self._main, self._tail = merged.filtered(self._main, self._tail.keys), _BandTable()
+
+    def _newest(
+        self, tables: tuple[_BandTable, _BandTable], keys: np.ndarray, take: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_BandTable.newest` of the short ``keys`` in the short table and of the others
+        in the wide one: (rows, index of their key), each key's rows together."""
+        short = _short(keys)
+        if short.all():
+            return tables[0].newest(keys & _SHORT, take)
+        rows, which = [], []
+        for table, places, part in (
+            (tables[0], np.flatnonzero(short), keys[short] & _SHORT),
+            (tables[1], np.flatnonzero(~short), keys[~short]),
+        ):
+            wanted = take[places]
+            found, at = table.newest(part, wanted)
+            take[places] = wanted
+            rows.append(found)
+            which.append(places[at])
+        return np.concatenate(rows), np.concatenate(which)
 
     def find(self, bands: Sequence[Sequence[bytes]], now: float) -> list[tuple[Candidate, ...]]:
         """The stories sharing a band with each of ``bands`` and in the window at ``now``."""
@@ -258,14 +377,14 @@ class LocalStoryIndex:
         keys = keys[by_key]
         cap = self._capacity
         wanted = np.full(len(keys), cap, dtype=np.int64)
-        recent, recent_at = self._tail.newest(keys, wanted)
-        older, older_at = self._main.newest(keys, cap - wanted)
+        recent, recent_at = self._newest(self._tail, keys, wanted)
+        older, older_at = self._newest(self._main, keys, cap - wanted)
         older_key, recent_key = by_key[older_at], by_key[recent_at]
         # by query band, then oldest first: the main table's rows before the tail's
         spot = np.concatenate((older_key * (2 * cap), recent_key * (2 * cap) + cap))
         spot += np.concatenate((_ranks(older_at), _ranks(recent_at)))
         order = np.argsort(spot)
-        rows = np.concatenate((older, recent))[order].astype(np.int64)
+        rows = np.concatenate((older, recent))[order]
         query = np.repeat(np.arange(len(bands)), [len(one) for one in bands])
         article = query[np.concatenate((older_key, recent_key))[order]]
         created = self._created[rows]

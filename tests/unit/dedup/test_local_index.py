@@ -130,6 +130,22 @@ def test_answers_equal_the_reference_index_through_merges_and_expiry(seed: int) 
     )
 
 
+def test_a_story_of_the_signer_costs_8_bytes_a_band_plus_its_row_and_the_filter() -> None:
+    rng = random.Random(3)
+    clock = ManualClock()
+    index = LocalStoryIndex(WINDOW)
+    stories = [
+        (f"s{n}", int(now(clock)), rng.randbytes(16), numbered([rng.getrandbits(32)] * 32))
+        for n in range(1500)
+    ]
+    index.add(stories, now(clock))  # in the tail (not merged: no filter yet)
+    row = 1 + 3 + 16 + 4 + 4  # id (length-prefixed, packed), signature, start, created
+    assert index.nbytes() <= len(stories) * (32 * 8 + row) * 1.25  # growth room: a quarter
+    index.compact(now(clock))  # into the main table, with a filter of 2-4 bytes a key
+    assert index.nbytes() <= len(stories) * (32 * (8 + 4) + row) * 1.25
+    assert index.find([stories[7][3]], now(clock)) == [(Candidate(*stories[7][:3]),)]
+
+
 def test_a_stream_entry_decodes_to_what_was_encoded() -> None:
     signed = ("u" + "ab" * 12, 1_800_000_000, bytes(range(256)), numbered(list(range(32))))
     raw = encode_story(*signed)
