@@ -14,7 +14,6 @@ no story is created for that long.
 
 from __future__ import annotations
 
-import ctypes
 import struct
 import threading
 from abc import ABC, abstractmethod
@@ -28,7 +27,13 @@ import redis
 
 from dmzwatch.dedup.entries import pack_id, unpack_id
 from dmzwatch.dedup.keys import KeyLayout
-from dmzwatch.dedup.local_index import BAND_CAPACITY, Candidate, LocalStoryIndex, band_keys
+from dmzwatch.dedup.local_index import (
+    BAND_CAPACITY,
+    Candidate,
+    LocalStoryIndex,
+    band_keys,
+    release_freed_memory,
+)
 from dmzwatch.dedup.records import call_redis
 from dmzwatch.shared.clock import Clock
 
@@ -250,19 +255,6 @@ def decode_stories(
         keys.append(band_keys(bands))
         stories_of.append(np.full(len(bands), n))
     return stories, created, np.concatenate(keys), np.concatenate(stories_of)
-
-
-def release_freed_memory() -> None:
-    """Give the C allocator's free memory back to the system (glibc's ``malloc_trim``; nothing
-    elsewhere). Loading a window parses every entry into short-lived objects and grows the
-    arrays step by step; without this, their freed memory stays resident (~40 MB for 30,000
-    stories, ``make bench``'s ``memory_dedup_idle_window_mb``)."""
-    try:
-        libc = ctypes.CDLL(None)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
 
 
 def _id(version: bytes) -> tuple[int, int]:
