@@ -36,7 +36,10 @@ def main() -> None:
     store: SubscriptionStore | None = None
     if settings.poller_leases:
         client = connect_redis(settings.redis_url.get_secret_value())
-        process.health.add_probe("redis", lambda: redis_probe(client))
+        # The probe's own single-shot client, as the consuming services have: /readyz answers
+        # within one timeout while the leases' client is retrying against a paused Redis.
+        probe_client = connect_redis(settings.redis_url.get_secret_value(), retries=0)
+        process.health.add_probe("redis", lambda: redis_probe(probe_client))
         leases = RedisFeedLeases(client, settings.redis_key_prefix, settings.poller_replica_id)
         ownership = FeedOwnership(
             leases,

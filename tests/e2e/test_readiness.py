@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +108,9 @@ class Stage:
             consumer.close()
 
 
-@pytest.fixture
-def dedup(tmp_path: Path) -> Iterator[Stage]:
+@contextmanager
+def started(tmp_path: Path, stage: str, extra_env: dict[str, str]) -> Iterator[Stage]:
+    """``dmzwatch <stage>`` on a Tansu behind a fault proxy and a Redis of its own, ready."""
     redis = RedisServer(tmp_path, log=tmp_path / "redis.log")
     redis.start()
     broker_proxy = FaultProxy("127.0.0.1", free_port())
@@ -122,7 +124,7 @@ def dedup(tmp_path: Path) -> Iterator[Stage]:
         load_topic_specs(REPO / "deploy/kafka/topics.yaml", topics),
     )
     port = free_port()
-    log = tmp_path / "dedup.log"
+    log = tmp_path / f"{stage}.log"
     env = dict(os.environ)
     env.update(
         {
@@ -133,17 +135,18 @@ def dedup(tmp_path: Path) -> Iterator[Stage]:
             "DMZWATCH_LOG_FORMAT": "json",
             "DMZWATCH_SESSION_TIMEOUT_MS": "6000",
             "DMZWATCH_HEARTBEAT_INTERVAL_MS": "1000",
-            "DMZWATCH_DEDUP_PORT": str(port),
+            f"DMZWATCH_{stage.upper()}_PORT": str(port),
+            **extra_env,
         }
     )
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dmzwatch", "dedup"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "dmzwatch", stage], env=env, stdout=out, stderr=out
         )
-    stage = Stage(process, port, log, broker_proxy, redis, topics)
+    subject = Stage(process, port, log, broker_proxy, redis, topics)
     try:
-        stage.wait_readyz(True)
-        yield stage
+        subject.wait_readyz(True)
+        yield subject
     finally:
         redis.signal(signal.SIGCONT)
         broker_proxy.heal()
@@ -156,7 +159,21 @@ def dedup(tmp_path: Path) -> Iterator[Stage]:
         tansu.stop()
         redis.kill()
         broker_proxy.close()
-        print("--- dedup log (tail) ---\n" + "\n".join(log.read_text().splitlines()[-20:]))
+        print(f"--- {stage} log (tail) ---\n" + "\n".join(log.read_text().splitlines()[-20:]))
+
+
+@pytest.fixture
+def dedup(tmp_path: Path) -> Iterator[Stage]:
+    with started(tmp_path, "dedup", {}) as stage:
+        yield stage
+
+
+@pytest.fixture
+def poller(tmp_path: Path) -> Iterator[Stage]:
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds: []\n")
+    with started(tmp_path, "poller", {"DMZWATCH_FEEDS_FILE": str(feeds)}) as stage:
+        yield stage
 
 
 def test_broker_unreachable_not_ready_logged_and_recovers(dedup: Stage) -> None:
@@ -209,3 +226,15 @@ def test_redis_paused_not_ready_logged_and_recovers(dedup: Stage) -> None:
     dedup.wait_unique("u-during-pause")  # the record held back during the pause went through
     dedup.send("u-after-pause")
     dedup.wait_unique("u-after-pause")
+
+
+def test_poller_readyz_answers_within_one_timeout_while_redis_is_paused(poller: Stage) -> None:
+    """The leases' Redis client retries; the probe has its own single-shot one (2 s timeout)."""
+    poller.redis.signal(signal.SIGSTOP)
+    began = time.monotonic()
+    status, body = poller.readyz()
+    took = time.monotonic() - began
+    assert status == 503 and "redis" in body["problems"], body  # type: ignore[operator]
+    assert took < 4.0, f"/readyz took {took:.1f}s"
+    poller.redis.signal(signal.SIGCONT)
+    poller.wait_readyz(True, timeout=60)
