@@ -107,7 +107,9 @@ class LocalStack:
                 log_path = self.config.log_dir / "tansu.log" if self.config.log_dir else None
                 # Kafka's usual port when it is free, so `dmzwatch tail` finds it by default.
                 port = LOCAL_BROKER_PORT if port_is_free(LOCAL_BROKER_PORT) else None
-                self.broker = TansuBroker(port=port, log_path=log_path).start()
+                # Its own session: Ctrl-C stops the services first, then ``stop`` the broker,
+                # instead of all at once (every client logging the broker's disappearance).
+                self.broker = TansuBroker(port=port, log_path=log_path, own_session=True).start()
                 self.bootstrap_servers = self.broker.bootstrap_servers
             self.create_topics()
             if self.feeds_file is None:

@@ -90,11 +90,15 @@ class TansuBroker:
         log_path: Path | None = None,
         host: str = "127.0.0.1",
         advertised: str | None = None,
+        own_session: bool = False,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self._log_path = log_path
         self._advertised = advertised
+        # own_session: a terminal's Ctrl-C does not reach the broker, so whoever started it can
+        # stop the clients first and the broker last (it must then call ``stop``)
+        self._own_session = own_session
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -123,6 +127,7 @@ class TansuBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=self._own_session,
             )
         finally:
             if out is not subprocess.DEVNULL:

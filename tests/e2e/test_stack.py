@@ -62,7 +62,12 @@ def test_stack_runs_everything_tail_shows_alerts_and_ctrl_c_stops_all(tmp_path: 
     )
     log = open(tmp_path / "stack.log", "w+")
     stack = subprocess.Popen(
-        DMZWATCH + ["stack"], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        DMZWATCH + ["stack"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
         deadline = time.monotonic() + 90
@@ -91,7 +96,7 @@ def test_stack_runs_everything_tail_shows_alerts_and_ctrl_c_stops_all(tmp_path: 
         assert len(shown) == 7, tail.stdout + tail.stderr
         assert {line.split("]")[0][1:] for line in shown} == {"PURGE", "SUMMIT", "DEFECTION"}
     finally:
-        stack.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C sends: to the whole group
         stack.wait(60)
         log.close()
         client = redis.Redis.from_url(REDIS_URL)
@@ -101,3 +106,7 @@ def test_stack_runs_everything_tail_shows_alerts_and_ctrl_c_stops_all(tmp_path: 
     assert stack.returncode == 0
     time.sleep(0.5)
     assert [pid for pid in descendants if alive(pid)] == [], "processes left behind"
+    # the services stop before the broker: none of them logs losing it
+    text = (tmp_path / "stack.log").read_text()
+    stopping = text[text.index("stop_signal") :]
+    assert "[error" not in stopping and '"level": "error"' not in stopping, stopping[-3000:]
