@@ -498,7 +498,6 @@ class RedisRecords(RecordStore):
         a standalone server and at most ``BATCH_CHUNK`` entries."""
         if deps is not None and (self._cluster or len(entries) > BATCH_CHUNK):
             raise ValueError("conditions need the batch in one script call")
-        shards = self._layout.shards
         cache = self._keys_cache(now)
         width = len(self._cached_live)
         chunk = BATCH_CHUNK
@@ -506,7 +505,7 @@ class RedisRecords(RecordStore):
         if self._cluster:
             groups: dict[int, list[int]] = {}
             for i, entry in enumerate(entries):
-                groups.setdefault(int.from_bytes(entry[0][-3:], "big") % shards, []).append(i)
+                groups.setdefault(self._layout.shard(entry[0]), []).append(i)
             for shard, members in groups.items():
                 keys = self._shard_keys(shard, now)
                 for start in range(0, len(members), chunk):
@@ -521,45 +520,39 @@ class RedisRecords(RecordStore):
                     args[3] = bytes(desc)
                     calls.append((positions, keys, args))
             return calls
-        shard_bytes = self._shard_bytes
+        shard_of = self._layout.shard
         for start in range(0, len(entries), chunk):
             span = range(start, min(start + chunk, len(entries)))
             keys = []
             desc = bytearray()
+            # A shard's 3 bytes in the descriptor: its position among the declared keys, or
+            # its number, from which the script names its keys.
+            codes: dict[int, bytes]
             if self._declare:
-                slots: dict[int, bytes] = {}
+                codes = {}
                 args = [width, ttl, "", b""]
-                for i in span:
-                    entry = entries[i]
-                    shard = int.from_bytes(entry[0][-3:], "big") % shards
-                    slot = slots.get(shard)
-                    if slot is None:
-                        slot = slots[shard] = len(slots).to_bytes(3, "big")
-                        keys.extend(cache.get(shard) or self._shard_keys(shard, now))
-                    if deps is not None and deps[i] >= 0:
-                        desc.append(len(entry) | _CONDITIONAL)
-                        desc += slot
-                        desc += (deps[i] + 1).to_bytes(3, "big")
-                    else:
-                        desc += _DESC_OF_ARITY[len(entry)]
-                        desc += slot
-                    args += entry
             else:
+                codes = self._shard_bytes
                 args = [width, ttl, self._base, b"", *self._cached_live]
-                for i in span:
-                    entry = entries[i]
-                    shard = int.from_bytes(entry[0][-3:], "big") % shards
-                    code = shard_bytes.get(shard)
-                    if code is None:
-                        code = shard_bytes[shard] = shard.to_bytes(3, "big")
-                    if deps is not None and deps[i] >= 0:
-                        desc.append(len(entry) | _CONDITIONAL)
-                        desc += code
-                        desc += (deps[i] + 1).to_bytes(3, "big")
+            for i in span:
+                entry = entries[i]
+                shard = shard_of(entry[0])
+                code = codes.get(shard)
+                if code is None:
+                    if self._declare:
+                        code = len(codes).to_bytes(3, "big")
+                        keys.extend(cache.get(shard) or self._shard_keys(shard, now))
                     else:
-                        desc += _DESC_OF_ARITY[len(entry)]
-                        desc += code
-                    args += entry
+                        code = shard.to_bytes(3, "big")
+                    codes[shard] = code
+                if deps is not None and deps[i] >= 0:
+                    desc.append(len(entry) | _CONDITIONAL)
+                    desc += code
+                    desc += (deps[i] + 1).to_bytes(3, "big")
+                else:
+                    desc += _DESC_OF_ARITY[len(entry)]
+                    desc += code
+                args += entry
             args[3] = bytes(desc)
             calls.append((span, keys, args))
         return calls

@@ -22,9 +22,10 @@ from redis.retry import Retry
 
 from dmzwatch.dedup import records as records_module
 from dmzwatch.dedup.keys import Buckets, KeyLayout
-from dmzwatch.dedup.records import Claim, Get, If, Op, RedisRecords, Reply, Swap
+from dmzwatch.dedup.records import Claim, Get, If, Op, RedisRecords, Swap
 from dmzwatch.shared.clock import ManualClock
 from dmzwatch.shared.errors import RetryableError
+from tests.record_ops import conditional, one_by_one
 
 START = datetime(2026, 5, 1, tzinfo=UTC)
 LIFETIME = 800  # buckets of 100 s: a name is read for 800 to 900 s after it was written
@@ -46,37 +47,6 @@ def store(
 ) -> RedisRecords:
     layout = KeyLayout(prefix, shards)
     return RedisRecords(client, layout, "x", LIFETIME, clock, cluster=cluster, declare_keys=declare)
-
-
-def one_by_one(s: RedisRecords, ops: list[Op]) -> list[Reply]:
-    """The answers of ``ops`` called one by one (an ``If`` runs when its claim was run and won)."""
-    out: list[Reply] = []
-    for op in ops:
-        if isinstance(op, If):
-            reply = out[op.claim]
-            if not (isinstance(reply, tuple) and reply[0] is True):
-                out.append(None)
-                continue
-            op = op.op
-        if isinstance(op, Claim):
-            out.append(s.claim(op.name, op.value))
-        elif isinstance(op, Get):
-            out.append(s.get(op.name))
-        else:
-            out.append(s.swap(op.name, op.expected, op.new))
-    return out
-
-
-def conditional(rng: random.Random, ops: list[Op]) -> list[Op]:
-    """``ops`` with about a third made conditional on an earlier one (any kind)."""
-    out: list[Op] = []
-    for k, op in enumerate(ops):
-        if k and rng.random() < 0.35:
-            assert not isinstance(op, If)
-            out.append(If(op, rng.randrange(k)))
-        else:
-            out.append(op)
-    return out
 
 
 def contents(client: redis.Redis, prefix: str) -> dict[bytes, tuple[dict[bytes, bytes], int]]:
